@@ -1,0 +1,13 @@
+/* mainstack.h - everything public, in one include. */
+#ifndef MAINSTACK_MAINSTACK_H
+#define MAINSTACK_MAINSTACK_H
+
+#include "mainstack/version.h"
+#include "mainstack/status.h"
+#include "mainstack/log.h"
+#include "mainstack/json.h"
+#include "mainstack/message.h"
+#include "mainstack/subject.h"
+#include "mainstack/bus.h"
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * message_internal.h - what transports need of ms_message beyond the public
+ * API (internal).
+ */
+#ifndef MS_CORE_MESSAGE_INTERNAL_H
+#define MS_CORE_MESSAGE_INTERNAL_H
+
+#include "mainstack/message.h"
+
+/*
+ * Make a message whose subject, reply and data are borrowed from `backing`
+ * (a received natsMsg, say) instead of copied; release(backing) runs when the
+ * last reference goes. No validation: the transport vouches for the input.
+ * The message is writable until frozen, so the transport can set metadata
+ * from headers. On failure release(backing) is called, so ownership of
+ * backing always passes to this call. MS_ERR_NO_MEMORY.
+ */
+ms_status ms__message_wrap(const char *subject, const char *reply, const void *data,
+                           size_t len, void *backing, void (*release)(void *),
+                           ms_message **out);
+
+/* Mark read-only (published, delivered). Idempotent. */
+void ms__message_freeze(ms_message *m);
+
+/* True when the message carries any metadata or headers (so a transport
+ * must send it with headers). */
+int ms__message_has_headers(const ms_message *m);
+
+/* Set a header received from the wire: Ms-* and traceparent keys fill the
+ * metadata, any other key is added as a free-form header. Values are
+ * copied. MS_ERR_NO_MEMORY, MS_ERR_STATE. */
+ms_status ms__message_set_wire_header(ms_message *m, const char *key, const char *value);
+
+/* Visit every header as it goes on the wire (metadata first, then the free
+ * form ones in order). Stops and returns the first non-MS_OK status of fn. */
+typedef ms_status (*ms__header_fn)(const char *key, const char *value, void *closure);
+ms_status ms__message_each_wire_header(const ms_message *m, ms__header_fn fn, void *closure);
+
+#endif
