@@ -10,7 +10,8 @@
  *
  * ms_subject_index maps subscription patterns to values and finds, for a
  * published subject, every value whose pattern matches it, by walking a token
- * trie (never by scanning all patterns) and caching recent results.
+ * trie (never by scanning all patterns): per node a hash table of literal
+ * children, a '*' child and a '>' value list.
  */
 #ifndef MAINSTACK_SUBJECT_H
 #define MAINSTACK_SUBJECT_H
@@ -36,9 +37,8 @@ bool ms_subject_has_wildcard(const char *pattern);
 
 typedef struct ms_subject_index ms_subject_index;
 
-/* Not thread-safe by itself: the owner locks (readers may share a read
- * lock for ms_subject_index_match only if no writer runs; the match cache is
- * internally synchronised so concurrent matches are safe). */
+/* Not thread-safe by itself: the owner locks. Matching never writes to the
+ * index, so concurrent matches may share a read lock while no writer runs. */
 ms_status ms_subject_index_create(ms_subject_index **out);
 void ms_subject_index_destroy(ms_subject_index *idx); /* NULL-safe; values not freed */
 

@@ -15,9 +15,8 @@
  * from headers. On failure release(backing) is called, so ownership of
  * backing always passes to this call. MS_ERR_NO_MEMORY.
  */
-ms_status ms__message_wrap(const char *subject, const char *reply, const void *data,
-                           size_t len, void *backing, void (*release)(void *),
-                           ms_message **out);
+ms_status ms__message_wrap(const char *subject, const char *reply, const void *data, size_t len,
+                           void *backing, void (*release)(void *), ms_message **out);
 
 /* Mark read-only (published, delivered). Idempotent. */
 void ms__message_freeze(ms_message *m);
@@ -27,13 +26,28 @@ void ms__message_freeze(ms_message *m);
 int ms__message_has_headers(const ms_message *m);
 
 /* Set a header received from the wire: Ms-* and traceparent keys fill the
- * metadata, any other key is added as a free-form header. Values are
- * copied. MS_ERR_NO_MEMORY, MS_ERR_STATE. */
+ * metadata (names matched case-insensitively, so "Traceparent" works too;
+ * a repeated one replaces the earlier value; an unknown Ms-Type becomes
+ * MS_MSG_OTHER with its raw name kept), any other key is added as a
+ * free-form header. Values are copied, not format-checked. MS_ERR_NO_MEMORY,
+ * MS_ERR_STATE, MS_ERR_INVALID_ARG (NULL, a key or value a setter would
+ * refuse, more than MS_HEADER_MAX_COUNT headers, a value over
+ * MS_HEADER_VALUE_MAX bytes: the transport may drop that header). */
 ms_status ms__message_set_wire_header(ms_message *m, const char *key, const char *value);
 
 /* Visit every header as it goes on the wire (metadata first, then the free
  * form ones in order). Stops and returns the first non-MS_OK status of fn. */
 typedef ms_status (*ms__header_fn)(const char *key, const char *value, void *closure);
 ms_status ms__message_each_wire_header(const ms_message *m, ms__header_fn fn, void *closure);
+
+/* --- helpers shared inside core (id.c) ------------------------------------ */
+
+/* 64 random bits from a per-thread generator seeded by getrandom() (reseeded
+ * after fork). Fast, not for secrets. */
+uint64_t ms__random_u64(void);
+/* True for an RFC 3339 date-time ("2026-11-25T10:43:46.123456Z", offsets allowed). */
+bool ms__timestamp_valid(const char *s);
+/* True for a valid version-00 W3C traceparent with non-zero ids. */
+bool ms__traceparent_valid(const char *s);
 
 #endif

@@ -73,8 +73,9 @@ ms_status ms__err_wrap(ms_status s, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(outer, sizeof outer, fmt, ap);
     va_end(ap);
+    /* Keep as much of both as fits: the outer context is short by nature. */
     if (inner[0] != '\0')
-        snprintf(detail, sizeof detail, "%s: %s", outer, inner);
+        snprintf(detail, sizeof detail, "%.255s: %.760s", outer, inner);
     else
         snprintf(detail, sizeof detail, "%s", outer);
     return s;
