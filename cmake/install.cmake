@@ -22,6 +22,7 @@ install(FILES ${PROJECT_BINARY_DIR}/mainstack-config.cmake
               ${PROJECT_BINARY_DIR}/mainstack-config-version.cmake
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/mainstack)
 
+file(RELATIVE_PATH MS_PC_PREFIX_REL "/p/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/p")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/mainstack.pc.in
                ${PROJECT_BINARY_DIR}/mainstack.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/mainstack.pc

@@ -1,0 +1,197 @@
+/*
+ * inproc.h - the delivery half of the inproc transport (internal).
+ *
+ * inproc_transport.c (brokers, matching, publish, request/reply, flush,
+ * drain, close) hands each matched message to a subscription's mailbox:
+ * a bounded FIFO that, when it goes from empty to non-empty, is put on the
+ * broker's worker pool. A worker runs the mailbox's handler for a batch of
+ * messages at a time, so one subscription never runs concurrently with
+ * itself while different ones run in parallel and a subscription costs no
+ * thread. inproc_mailbox.c implements the pool, the mailboxes and the
+ * per-bus delivery tracker that flush waits on.
+ */
+#ifndef MS_BUS_INPROC_H
+#define MS_BUS_INPROC_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "bus/transport.h"
+
+/* What a value stored in the broker's subject index is: every value starts
+ * with this header. */
+typedef enum ms__inproc_kind {
+    MS__INPROC_MAILBOX = 1, /* a user subscription, delivered on the pool */
+    MS__INPROC_MUX = 2      /* a bus's response mux, delivered inline */
+} ms__inproc_kind;
+
+typedef struct ms__inproc_entry {
+    ms__inproc_kind kind;
+    atomic_uint refs; /* the owner's reference plus temporary ones */
+} ms__inproc_entry;
+
+#define MS__INPROC_RETURN_CAP 1024 /* messages parked for their publisher */
+
+/*
+ * Delivery tracker of one publishing bus: counts the deliveries (message x
+ * subscription) this bus queued that are not finished yet (handled or
+ * discarded). Each queued slot points at it, so it outlives the bus until
+ * the last of its messages is done; the bus holds one reference, a flusher
+ * one while it waits, and whoever drops the last frees it.
+ */
+typedef struct ms__inproc_tracker {
+    atomic_uint_fast64_t state; /* see inproc_mailbox.c */
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    /* Small finished messages handed back by the workers so that the
+     * publishing side, which allocated them, also frees them: malloc then
+     * recycles them through its thread cache instead of two threads
+     * fighting over one arena lock. One reference each; ret_mu guards ret. */
+    alignas(64) pthread_mutex_t ret_mu;
+    atomic_size_t nret;
+    ms_message *ret[MS__INPROC_RETURN_CAP];
+} ms__inproc_tracker;
+
+/* A queued delivery: one message reference and one tracker count. */
+typedef struct ms__inproc_slot {
+    ms_message *msg;
+    ms__inproc_tracker *tracker;
+    size_t len; /* ms_message_len(msg), so workers need not touch msg */
+} ms__inproc_slot;
+
+/* A growable array of slots. */
+typedef struct ms__inproc_slots {
+    ms__inproc_slot *v;
+    size_t n, cap;
+} ms__inproc_slots;
+
+struct ms__inproc_qgroup; /* a queue group, owned by the broker */
+struct ms__inproc_pool;
+
+typedef struct ms__inproc_mailbox {
+    /* Read by publishers for every message, rarely written. */
+    ms__inproc_entry hdr; /* refs: subscription + scheduled + publishers */
+    ms_subscription *sub; /* borrowed; not touched once closed */
+    struct ms__inproc_pool *pool;
+    size_t max_msgs, max_bytes;
+    atomic_bool closed;           /* written under mu; read anywhere */
+    struct ms__inproc_qgroup *qg; /* transport's; under the broker lock */
+    bool in_index;                /* transport's; under the broker lock */
+    bool zombie;        /* transport's, under the bus mutex: unsubscribed by
+                         * its own handler, listed until that returns */
+    uint64_t visit_gen; /* transport's, under the bus mutex */
+    struct ms__inproc_mailbox *bus_prev, *bus_next; /* transport's, bus mutex */
+
+    /* The queue, on its own cache lines. Publishers append to `in`; the
+     * worker swaps it for its empty `spare` in one step and delivers the
+     * batch without the lock. */
+    alignas(64) pthread_mutex_t mu; /* guards everything below but avail */
+    pthread_cond_t cond; /* space freed, handler returned, went idle */
+    ms__inproc_slots in;
+    ms__inproc_slots spare;
+    size_t count; /* queued + taken by the worker and not finished */
+    size_t bytes; /* payload bytes of those */
+    bool scheduled; /* on the ready list or being run by a worker */
+    bool running;   /* a worker owns it (may be inside the handler) */
+    pthread_t runner;
+    int waiters;          /* threads waiting on cond */
+    uint64_t last_run_ns; /* when a worker last let it go */
+    struct ms__inproc_mailbox *ready_next; /* pool ready list, under pool mu */
+
+    /* = in.n, for a worker polling without the lock; on its own line so
+     * that polling does not keep stealing the publishers' lock line. */
+    alignas(64) atomic_size_t avail;
+} ms__inproc_mailbox;
+
+typedef struct ms__inproc_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    ms__inproc_mailbox *head, *tail; /* ready mailboxes, FIFO */
+    atomic_size_t nready;            /* written under mu; read by polling workers */
+    int idle;   /* workers blocked on cond */
+    int waking; /* signals sent that no worker has consumed yet */
+    bool stop;
+    int nthreads;
+    pthread_t *threads;
+} ms__inproc_pool;
+
+/* --- time and locks ------------------------------------------------------ */
+
+/* Init a condition variable that times out against CLOCK_MONOTONIC. */
+int ms__inproc_cond_init(pthread_cond_t *c);
+/* Init a mutex that spins briefly before sleeping (short critical sections). */
+int ms__inproc_mutex_init(pthread_mutex_t *m);
+/* *out = CLOCK_MONOTONIC now + ms. */
+void ms__inproc_deadline(struct timespec *out, int ms);
+/* True when CLOCK_MONOTONIC has reached *deadline. */
+bool ms__inproc_past(const struct timespec *deadline);
+/* Spin up to ns nanoseconds for *flag to become true; returns it. */
+bool ms__inproc_poll_flag(atomic_bool *flag, uint64_t ns);
+
+/* --- worker pool --------------------------------------------------------- */
+
+/* Start nthreads (>= 1) workers. MS_ERR_NO_MEMORY, MS_ERR_INTERNAL. */
+ms_status ms__inproc_pool_start(ms__inproc_pool *p, int nthreads);
+/* Stop and join the workers. Every mailbox must be closed by then. */
+void ms__inproc_pool_stop(ms__inproc_pool *p);
+/* True on a worker thread of any inproc pool. */
+bool ms__inproc_on_worker(void);
+
+/* --- delivery tracker ---------------------------------------------------- */
+
+/* A tracker with one reference, the caller's. MS_ERR_NO_MEMORY, MS_ERR_INTERNAL. */
+ms_status ms__inproc_tracker_create(ms__inproc_tracker **out);
+/* n deliveries finished, or (n = 1) the owner drops its reference; frees
+ * the tracker with the last reference. */
+void ms__inproc_tracker_done(ms__inproc_tracker *t, long n);
+/* Drop the messages workers handed back to t (see the struct); when `all`
+ * is false only a few, and only once enough piled up to be worth the lock. */
+void ms__inproc_tracker_reclaim(ms__inproc_tracker *t, bool all);
+/* Wait until no delivery counted on t is left, at most until deadline; the
+ * caller owns t's owner reference. MS_OK or MS_ERR_TIMEOUT (no detail set). */
+ms_status ms__inproc_tracker_wait(ms__inproc_tracker *t, const struct timespec *deadline);
+
+/* --- mailboxes ----------------------------------------------------------- */
+
+/* A mailbox for sub holding at most max_msgs messages and max_bytes payload
+ * bytes (a lone message larger than max_bytes is still accepted), with one
+ * reference owned by the caller. MS_ERR_NO_MEMORY, MS_ERR_INTERNAL. */
+ms_status ms__inproc_mailbox_create(ms__inproc_pool *pool, ms_subscription *sub,
+                                    size_t max_msgs, size_t max_bytes,
+                                    ms__inproc_mailbox **out);
+void ms__inproc_mailbox_ref(ms__inproc_mailbox *mb);
+void ms__inproc_mailbox_unref(ms__inproc_mailbox *mb); /* NULL-safe */
+
+/*
+ * Queue msg (a reference is taken; msg must be frozen) counted on tracker.
+ * A full mailbox blocks the caller up to timeout_ms, then MS_ERR_FULL naming
+ * the subscription. A closed mailbox takes nothing and returns MS_OK (the
+ * subscription went away while the message was in flight). From the
+ * mailbox's own handler a full queue fails at once (it cannot drain itself).
+ * MS_ERR_FULL, MS_ERR_NO_MEMORY (growing the queue).
+ */
+ms_status ms__inproc_mailbox_push(ms__inproc_mailbox *mb, ms_message *msg,
+                                  ms__inproc_tracker *tracker, int timeout_ms);
+
+/* Refuse further messages, discard the queued ones and wait until the
+ * handler is not running (unless called from it). Idempotent. Returns true
+ * when called from the mailbox's own handler (which is still running). */
+bool ms__inproc_mailbox_close(ms__inproc_mailbox *mb);
+
+/* True while a worker runs the mailbox (its handler may be executing). */
+bool ms__inproc_mailbox_running(ms__inproc_mailbox *mb);
+
+/* Wait until the handler is not running (unless called from it). */
+void ms__inproc_mailbox_wait_stopped(ms__inproc_mailbox *mb);
+
+/* Wait until the queue is empty and no handler runs, at most until deadline
+ * (returns at once when called from this mailbox's handler). MS_OK or
+ * MS_ERR_TIMEOUT (no detail set). */
+ms_status ms__inproc_mailbox_wait_idle(ms__inproc_mailbox *mb, const struct timespec *deadline);
+
+#endif
