@@ -273,6 +273,18 @@ ms_status ms_bus_publish_msg(ms_bus *bus, ms_message *msg)
                              ms_message_data(msg), ms_message_len(msg), msg);
 }
 
+/* Publish a reply through the transport's urgent path when it has one. */
+static ms_status send_reply(ms_bus *bus, const char *to, const void *data, size_t len,
+                            ms_message *msg)
+{
+    ms_status s = check_publish(bus, to, NULL, data, len, "respond");
+    if (s != MS_OK)
+        return s;
+    if (bus->ops->respond != NULL)
+        return bus->ops->respond(bus, to, NULL, data, len, msg);
+    return bus->ops->publish(bus, to, NULL, data, len, msg);
+}
+
 ms_status ms_bus_respond(ms_bus *bus, const ms_message *request, const void *data, size_t len)
 {
     const char *reply;
@@ -283,7 +295,7 @@ ms_status ms_bus_respond(ms_bus *bus, const ms_message *request, const void *dat
     if (reply == NULL)
         return ms__err(MS_ERR_STATE, "respond: the message on '%s' has no reply subject",
                        ms_message_subject(request));
-    return ms_bus_publish(bus, reply, data, len);
+    return send_reply(bus, reply, data, len, NULL);
 }
 
 /* Copy the metadata and headers of src onto the writable message dst. */
@@ -337,7 +349,7 @@ ms_status ms_bus_respond_msg(ms_bus *bus, const ms_message *request, ms_message 
     if (ms_message_correlation_id(out) == NULL && ms_message_id(request) != NULL &&
         (s = ms_message_set_correlation_id(out, ms_message_id(request))) != MS_OK)
         goto cleanup;
-    s = ms_bus_publish_msg(bus, out);
+    s = send_reply(bus, to, ms_message_data(out), ms_message_len(out), out);
 
 cleanup:
     ms_message_unref(out);

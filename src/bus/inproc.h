@@ -7,8 +7,9 @@
  * broker's worker pool. A worker runs the mailbox's handler for a batch of
  * messages at a time, so one subscription never runs concurrently with
  * itself while different ones run in parallel and a subscription costs no
- * thread. inproc_mailbox.c implements the pool, the mailboxes and the
- * per-bus delivery tracker that flush waits on.
+ * thread. inproc_broker.c keeps the process's named brokers (index, queue
+ * groups, pool); inproc_mailbox.c implements the pool, the mailboxes and
+ * the per-bus delivery tracker that flush waits on.
  */
 #ifndef MS_BUS_INPROC_H
 #define MS_BUS_INPROC_H
@@ -22,6 +23,7 @@
 #include <time.h>
 
 #include "bus/transport.h"
+#include "mainstack/subject.h"
 
 /* What a value stored in the broker's subject index is: every value starts
  * with this header. */
@@ -70,7 +72,15 @@ typedef struct ms__inproc_slots {
     size_t n, cap;
 } ms__inproc_slots;
 
-struct ms__inproc_qgroup; /* a queue group, owned by the broker */
+/* A queue group: the members of one queue name on a broker, owned by it;
+ * all but rr is guarded by the broker's lock held for writing. */
+typedef struct ms__inproc_qgroup {
+    char *name;
+    size_t members;          /* mailboxes in the index with this queue name */
+    atomic_uint_fast64_t rr; /* round-robin position, bumped per message */
+    struct ms__inproc_qgroup *next;
+} ms__inproc_qgroup;
+
 struct ms__inproc_pool;
 
 typedef struct ms__inproc_mailbox {
@@ -79,28 +89,31 @@ typedef struct ms__inproc_mailbox {
     ms_subscription *sub; /* borrowed; not touched once closed */
     struct ms__inproc_pool *pool;
     size_t max_msgs, max_bytes;
-    atomic_bool closed;           /* written under mu; read anywhere */
-    struct ms__inproc_qgroup *qg; /* transport's; under the broker lock */
-    bool in_index;                /* transport's; under the broker lock */
-    bool zombie;        /* transport's, under the bus mutex: unsubscribed by
-                         * its own handler, listed until that returns */
-    uint64_t visit_gen; /* transport's, under the bus mutex */
+    atomic_bool closed;    /* written under mu; read anywhere */
+    ms__inproc_qgroup *qg; /* under the broker lock */
+    bool in_index;         /* under the broker lock */
+    bool zombie;           /* transport's, under the bus mutex: unsubscribed by
+                            * its own handler, listed until that returns */
+    uint64_t visit_gen;    /* transport's, under the bus mutex */
     struct ms__inproc_mailbox *bus_prev, *bus_next; /* transport's, bus mutex */
 
     /* The queue, on its own cache lines. Publishers append to `in`; the
      * worker swaps it for its empty `spare` in one step and delivers the
      * batch without the lock. */
     alignas(64) pthread_mutex_t mu; /* guards everything below but avail */
-    pthread_cond_t cond; /* space freed, handler returned, went idle */
+    pthread_cond_t cond;            /* space freed, handler returned, went idle */
     ms__inproc_slots in;
     ms__inproc_slots spare;
-    size_t count; /* queued + taken by the worker and not finished */
-    size_t bytes; /* payload bytes of those */
+    /* Messages queued or taken by the worker and not yet handled (the one
+     * in the handler included), and their payload bytes: what the limits
+     * bound. */
+    size_t count;
+    size_t bytes;
     bool scheduled; /* on the ready list or being run by a worker */
     bool running;   /* a worker owns it (may be inside the handler) */
     pthread_t runner;
-    int waiters;          /* threads waiting on cond */
-    uint64_t last_run_ns; /* when a worker last let it go */
+    atomic_int waiters;                    /* threads waiting on cond (changed under mu) */
+    uint64_t last_run_ns;                  /* when a worker last let it go */
     struct ms__inproc_mailbox *ready_next; /* pool ready list, under pool mu */
 
     /* = in.n, for a worker polling without the lock; on its own line so
@@ -113,12 +126,41 @@ typedef struct ms__inproc_pool {
     pthread_cond_t cond;
     ms__inproc_mailbox *head, *tail; /* ready mailboxes, FIFO */
     atomic_size_t nready;            /* written under mu; read by polling workers */
-    int idle;   /* workers blocked on cond */
-    int waking; /* signals sent that no worker has consumed yet */
+    int idle;                        /* workers blocked on cond */
+    int waking;                      /* signals sent that no worker has consumed yet */
     bool stop;
     int nthreads;
     pthread_t *threads;
 } ms__inproc_pool;
+
+/* A named broker: the subject index of every subscription (and response
+ * mux) of the buses connected to the name, their queue groups and the
+ * worker pool that runs their handlers. */
+typedef struct ms__inproc_broker {
+    char *name;
+    int buses;                      /* buses connected; under the registry mutex */
+    struct ms__inproc_broker *next; /* the registry list; under its mutex */
+    /* Guards index, qgroups and the mailboxes' in_index/qg: read for a
+     * publish lookup, write for any change. */
+    pthread_rwlock_t lock;
+    ms_subject_index *index; /* values are ms__inproc_entry * */
+    ms__inproc_qgroup *qgroups;
+    ms__inproc_pool pool;
+} ms__inproc_broker;
+
+/* --- brokers (inproc_broker.c) ------------------------------------------- */
+
+/* The broker called name, created with `workers` threads (0: one per online
+ * CPU) if no bus is connected to it yet; one more bus counted on it.
+ * MS_ERR_NO_MEMORY, MS_ERR_INTERNAL. */
+ms_status ms__inproc_broker_acquire(const char *name, int workers, ms__inproc_broker **out);
+/* One bus fewer; the last one frees the broker (its index must be empty). */
+void ms__inproc_broker_release(ms__inproc_broker *b);
+/* Put mb in the index under its subscription's subject, in its queue group
+ * if it has one (b->lock held for writing). MS_ERR_NO_MEMORY. */
+ms_status ms__inproc_broker_attach(ms__inproc_broker *b, ms__inproc_mailbox *mb);
+/* Take mb out of the index; idempotent (b->lock held for writing). */
+void ms__inproc_broker_detach(ms__inproc_broker *b, ms__inproc_mailbox *mb);
 
 /* --- time and locks ------------------------------------------------------ */
 
@@ -133,7 +175,7 @@ bool ms__inproc_past(const struct timespec *deadline);
 /* Spin up to ns nanoseconds for *flag to become true; returns it. */
 bool ms__inproc_poll_flag(atomic_bool *flag, uint64_t ns);
 
-/* --- worker pool --------------------------------------------------------- */
+/* --- worker pool (inproc_mailbox.c) --------------------------------------------------- */
 
 /* Start nthreads (>= 1) workers. MS_ERR_NO_MEMORY, MS_ERR_INTERNAL. */
 ms_status ms__inproc_pool_start(ms__inproc_pool *p, int nthreads);
@@ -161,22 +203,26 @@ ms_status ms__inproc_tracker_wait(ms__inproc_tracker *t, const struct timespec *
 /* A mailbox for sub holding at most max_msgs messages and max_bytes payload
  * bytes (a lone message larger than max_bytes is still accepted), with one
  * reference owned by the caller. MS_ERR_NO_MEMORY, MS_ERR_INTERNAL. */
-ms_status ms__inproc_mailbox_create(ms__inproc_pool *pool, ms_subscription *sub,
-                                    size_t max_msgs, size_t max_bytes,
-                                    ms__inproc_mailbox **out);
+ms_status ms__inproc_mailbox_create(ms__inproc_pool *pool, ms_subscription *sub, size_t max_msgs,
+                                    size_t max_bytes, ms__inproc_mailbox **out);
 void ms__inproc_mailbox_ref(ms__inproc_mailbox *mb);
 void ms__inproc_mailbox_unref(ms__inproc_mailbox *mb); /* NULL-safe */
 
 /*
- * Queue msg (a reference is taken; msg must be frozen) counted on tracker.
- * A full mailbox blocks the caller up to timeout_ms, then MS_ERR_FULL naming
- * the subscription. A closed mailbox takes nothing and returns MS_OK (the
- * subscription went away while the message was in flight). From the
- * mailbox's own handler a full queue fails at once (it cannot drain itself).
- * MS_ERR_FULL, MS_ERR_NO_MEMORY (growing the queue).
+ * Queue msg (frozen) counted on tracker; *stored says whether it went in.
+ * give: the queue takes over the caller's reference instead of taking one
+ * (only when *stored; the caller must not touch msg afterwards, since the
+ * message may be handled and freed at once). A full mailbox blocks the
+ * caller up to timeout_ms, then MS_ERR_FULL naming the subscription; with
+ * MS__INPROC_TRY it returns MS_ERR_FULL at once with no detail. A closed
+ * mailbox takes nothing and returns MS_OK (the subscription went away while
+ * the message was in flight). From the mailbox's own handler a full queue
+ * fails at once (it cannot drain itself). MS_ERR_FULL, MS_ERR_NO_MEMORY.
  */
+#define MS__INPROC_TRY (-1)
 ms_status ms__inproc_mailbox_push(ms__inproc_mailbox *mb, ms_message *msg,
-                                  ms__inproc_tracker *tracker, int timeout_ms);
+                                  ms__inproc_tracker *tracker, int timeout_ms, bool give,
+                                  bool *stored);
 
 /* Refuse further messages, discard the queued ones and wait until the
  * handler is not running (unless called from it). Idempotent. Returns true

@@ -19,15 +19,15 @@
 #include "core/alloc.h"
 #include "core/error.h"
 
-#define FAIR_SHARE 512  /* messages before a busy mailbox yields its worker */
-#define POLL_NS 50000   /* how long a worker polls a dry busy mailbox */
+#define FAIR_SHARE 512 /* messages before a busy mailbox yields its worker */
+#define POLL_NS 50000  /* how long a worker polls a dry busy mailbox */
 #ifndef ACCUM_NS
-#define ACCUM_NS 4000   /* how long it lets a batch of a stream build up */
+#define ACCUM_NS 4000 /* how long it lets a batch of a stream build up */
 #endif
-#define BATCH_TARGET 64 /* ... unless this many are already queued */
-#define QUEUE_MIN 16    /* first queue allocation, in slots */
-#define QUEUE_KEEP 4096 /* an idle queue larger than this is released */
-#define RETURN_BATCH 8  /* handed-back messages a publisher frees at once */
+#define BATCH_TARGET 64     /* ... unless this many are already queued */
+#define QUEUE_MIN 16        /* first queue allocation, in slots */
+#define QUEUE_KEEP 4096     /* an idle queue larger than this is released */
+#define RETURN_BATCH 8      /* handed-back messages a publisher frees at once */
 #define RETURN_MAX_LEN 1024 /* larger payloads are freed by the worker */
 
 /* Set on the pool's worker threads, read by ms__inproc_on_worker (flush and
@@ -130,7 +130,7 @@ bool ms__inproc_past(const struct timespec *deadline)
  * thread still inside it (a waker) is never freed under.
  */
 #define TRK_FLUSHER ((uint64_t)1 + ((uint64_t)1 << 32))
-#define TRK_REFS(s) ((s) & 0xffffffffu)
+#define TRK_REFS(s) ((s)&0xffffffffu)
 #define TRK_FLUSHERS(s) ((s) >> 32)
 /* No delivery left: only the owner and the flushers hold references. */
 #define TRK_QUIET(s) (TRK_REFS(s) == 1 + TRK_FLUSHERS(s))
@@ -370,7 +370,7 @@ static void run_mailbox(ms__inproc_pool *p, ms__inproc_mailbox *mb)
     /* Busy lately (a stream, a request loop): worth polling when dry. */
     hot = now_ns() - mb->last_run_ns < POLL_NS;
     for (;;) {
-        size_t bytes = 0;
+        size_t bytes = 0, settled = 0, delivered = 0;
 
         if (atomic_load_explicit(&mb->closed, memory_order_relaxed))
             break;
@@ -399,27 +399,40 @@ static void run_mailbox(ms__inproc_pool *p, ms__inproc_mailbox *mb)
         atomic_store_explicit(&mb->avail, 0, memory_order_relaxed);
         pthread_mutex_unlock(&mb->mu);
 
-        for (size_t i = 0; i < batch.n; i++) {
+        for (; delivered < batch.n; delivered++) {
+            size_t i = delivered;
             /* Unsubscribed (maybe by the handler itself): the subscription
              * may be freed already, so it is not touched again. */
             if (atomic_load_explicit(&mb->closed, memory_order_acquire))
                 break;
             ms__bus_deliver(sub, batch.v[i].msg);
-        }
-        for (size_t i = 0; i < batch.n; i++)
             bytes += batch.v[i].len;
+            if (atomic_load_explicit(&mb->waiters, memory_order_relaxed) > 0) {
+                /* Publishers wait for room: free what is handled now
+                 * rather than at the end of the batch. */
+                pthread_mutex_lock(&mb->mu);
+                mb->count -= i + 1 - settled;
+                mb->bytes -= bytes;
+                settled = i + 1;
+                bytes = 0;
+                pthread_cond_broadcast(&mb->cond);
+                pthread_mutex_unlock(&mb->mu);
+            }
+        }
+        for (size_t i = delivered; i < batch.n; i++)
+            bytes += batch.v[i].len; /* dropped, if closed meanwhile */
         release_slots(batch.v, batch.n);
         handled += batch.n;
 
         pthread_mutex_lock(&mb->mu);
-        mb->count -= batch.n;
+        mb->count -= batch.n - settled;
         mb->bytes -= bytes;
         batch.n = 0;
         if (mb->spare.v == NULL && batch.cap <= QUEUE_KEEP)
             mb->spare = batch; /* reused for the next swap */
         else
             slots_free(&batch);
-        if (mb->waiters > 0)
+        if (atomic_load_explicit(&mb->waiters, memory_order_relaxed) > 0)
             pthread_cond_broadcast(&mb->cond); /* room for blocked publishers */
     }
     if (atomic_load_explicit(&mb->closed, memory_order_relaxed)) {
@@ -432,7 +445,7 @@ static void run_mailbox(ms__inproc_pool *p, ms__inproc_mailbox *mb)
     mb->running = false;
     if (!requeue)
         mb->scheduled = false;
-    if (mb->waiters > 0)
+    if (atomic_load_explicit(&mb->waiters, memory_order_relaxed) > 0)
         pthread_cond_broadcast(&mb->cond);
     pthread_mutex_unlock(&mb->mu);
     if (requeue)
@@ -542,9 +555,8 @@ bool ms__inproc_on_worker(void)
 
 /* --- mailboxes ----------------------------------------------------------- */
 
-ms_status ms__inproc_mailbox_create(ms__inproc_pool *pool, ms_subscription *sub,
-                                    size_t max_msgs, size_t max_bytes,
-                                    ms__inproc_mailbox **out)
+ms_status ms__inproc_mailbox_create(ms__inproc_pool *pool, ms_subscription *sub, size_t max_msgs,
+                                    size_t max_bytes, ms__inproc_mailbox **out)
 {
     ms__inproc_mailbox *mb = ms__calloc(1, sizeof *mb);
 
@@ -555,6 +567,7 @@ ms_status ms__inproc_mailbox_create(ms__inproc_pool *pool, ms_subscription *sub,
     atomic_init(&mb->hdr.refs, 1);
     atomic_init(&mb->closed, false);
     atomic_init(&mb->avail, 0);
+    atomic_init(&mb->waiters, 0);
     mb->sub = sub;
     mb->pool = pool;
     mb->max_msgs = max_msgs;
@@ -622,19 +635,21 @@ static ms_status full_error(const ms__inproc_mailbox *mb, int waited_ms)
     return ms__err(MS_ERR_FULL,
                    "inproc: the queue of subscription '%s'%s%s%s is full (%zu messages, %zu "
                    "bytes pending; limits %zu messages, %zu bytes) after waiting %d ms",
-                   sub->subject, sub->queue ? " (queue group '" : "",
-                   sub->queue ? sub->queue : "", sub->queue ? "')" : "", mb->count, mb->bytes,
-                   mb->max_msgs, mb->max_bytes, waited_ms);
+                   sub->subject, sub->queue ? " (queue group '" : "", sub->queue ? sub->queue : "",
+                   sub->queue ? "')" : "", mb->count, mb->bytes, mb->max_msgs, mb->max_bytes,
+                   waited_ms);
 }
 
 ms_status ms__inproc_mailbox_push(ms__inproc_mailbox *mb, ms_message *msg,
-                                  ms__inproc_tracker *tracker, int timeout_ms)
+                                  ms__inproc_tracker *tracker, int timeout_ms, bool give,
+                                  bool *stored)
 {
     size_t len = ms_message_len(msg);
     struct timespec deadline;
     bool timing = false, schedule = false;
     ms_status s = MS_OK;
 
+    *stored = false;
     pthread_mutex_lock(&mb->mu);
     for (;;) {
         int rc;
@@ -643,6 +658,10 @@ ms_status ms__inproc_mailbox_push(ms__inproc_mailbox *mb, ms_message *msg,
             goto unlock; /* unsubscribed meanwhile: nobody to deliver to */
         if (!queue_full(mb, len))
             break;
+        if (timeout_ms == MS__INPROC_TRY) {
+            s = MS_ERR_FULL;
+            goto unlock;
+        }
         /* Its own handler cannot make room by waiting. */
         if (timeout_ms <= 0 || is_runner(mb)) {
             s = full_error(mb, 0);
@@ -652,9 +671,9 @@ ms_status ms__inproc_mailbox_push(ms__inproc_mailbox *mb, ms_message *msg,
             ms__inproc_deadline(&deadline, timeout_ms);
             timing = true;
         }
-        mb->waiters++;
+        atomic_fetch_add_explicit(&mb->waiters, 1, memory_order_relaxed);
         rc = pthread_cond_timedwait(&mb->cond, &mb->mu, &deadline);
-        mb->waiters--;
+        atomic_fetch_sub_explicit(&mb->waiters, 1, memory_order_relaxed);
         if (rc == ETIMEDOUT && queue_full(mb, len) &&
             !atomic_load_explicit(&mb->closed, memory_order_relaxed)) {
             s = full_error(mb, timeout_ms);
@@ -663,7 +682,8 @@ ms_status ms__inproc_mailbox_push(ms__inproc_mailbox *mb, ms_message *msg,
     }
     if (mb->in.n == mb->in.cap && (s = queue_grow(mb)) != MS_OK)
         goto unlock;
-    mb->in.v[mb->in.n++] = (ms__inproc_slot){ms_message_ref(msg), tracker, len};
+    mb->in.v[mb->in.n++] = (ms__inproc_slot){give ? msg : ms_message_ref(msg), tracker, len};
+    *stored = true;
     atomic_fetch_add_explicit(&tracker->state, 1, memory_order_relaxed);
     atomic_store_explicit(&mb->avail, mb->in.n, memory_order_release);
     mb->count++;
@@ -686,9 +706,9 @@ unlock:
 static void wait_stopped_locked(ms__inproc_mailbox *mb)
 {
     while (mb->running && !is_runner(mb)) {
-        mb->waiters++;
+        atomic_fetch_add_explicit(&mb->waiters, 1, memory_order_relaxed);
         pthread_cond_wait(&mb->cond, &mb->mu);
-        mb->waiters--;
+        atomic_fetch_sub_explicit(&mb->waiters, 1, memory_order_relaxed);
     }
 }
 
@@ -699,7 +719,7 @@ bool ms__inproc_mailbox_close(ms__inproc_mailbox *mb)
     pthread_mutex_lock(&mb->mu);
     atomic_store_explicit(&mb->closed, true, memory_order_release);
     queue_discard(mb);
-    if (mb->waiters > 0)
+    if (atomic_load_explicit(&mb->waiters, memory_order_relaxed) > 0)
         pthread_cond_broadcast(&mb->cond); /* blocked publishers give up */
     wait_stopped_locked(mb);
     self = is_runner(mb);
@@ -736,9 +756,9 @@ ms_status ms__inproc_mailbox_wait_idle(ms__inproc_mailbox *mb, const struct time
             s = MS_ERR_TIMEOUT;
             break;
         }
-        mb->waiters++;
+        atomic_fetch_add_explicit(&mb->waiters, 1, memory_order_relaxed);
         rc = pthread_cond_timedwait(&mb->cond, &mb->mu, deadline);
-        mb->waiters--;
+        atomic_fetch_sub_explicit(&mb->waiters, 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&mb->mu);
     return s;

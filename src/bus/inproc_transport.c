@@ -2,20 +2,21 @@
  * inproc_transport.c - the inproc:// transport: buses of one process
  * talking through a named in-memory broker, with the semantics of NATS.
  *
- * A broker (one per name, shared by every bus connected to it) holds a
- * subject index of subscriptions under a rwlock and a worker pool. Publish
- * looks the subject up under the read lock, picks one member per queue
- * group (round robin), takes references, drops the lock and queues the
- * message into each subscription's mailbox (inproc_mailbox.c), blocking up
- * to publish_timeout_ms on a full one. Request/reply goes through a
- * per-bus response mux: one wildcard entry on the bus's inbox prefix that
- * hands a reply straight to the waiting requester on the publishing thread.
+ * A broker (inproc_broker.c: one per name, shared by every bus connected to
+ * it) holds a subject index of subscriptions under a rwlock and a worker
+ * pool. Publish looks the subject up under the read lock, picks one member
+ * per queue group (round robin) and queues the message into each matching
+ * subscription's mailbox (inproc_mailbox.c) that has room; full ones are
+ * waited for, up to publish_timeout_ms, after the lock is dropped.
+ * Request/reply goes through a per-bus response mux: one wildcard entry on
+ * the bus's inbox prefix that hands a reply straight to the waiting
+ * requester on the replier's thread. Flush waits on the bus's delivery
+ * tracker; drain and close walk the bus's own list of mailboxes.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "bus/inproc.h"
 #include "core/alloc.h"
@@ -23,45 +24,12 @@
 #include "core/message_internal.h"
 #include "mainstack/subject.h"
 
-#define SCHEME_LEN 9      /* "inproc://" */
-#define NAME_MAX_LEN 256  /* bytes in a broker name */
-#define MAX_WORKERS 256
-#define MUX_BUCKETS 64    /* waiter hash buckets of a response mux */
-#define COLLECT_LOCAL 16  /* matches held without allocating */
+#define SCHEME_LEN 9          /* "inproc://" */
+#define NAME_MAX_LEN 256      /* bytes in a broker name */
+#define MUX_BUCKETS 64        /* waiter hash buckets of a response mux */
+#define COLLECT_LOCAL 16      /* matches held without allocating */
 #define REQUEST_POLL_NS 20000 /* a requester polls for its reply this long */
 #define REQUEST_POLL_MS 1     /* ... when its timeout is at least this */
-
-/* A queue group: the members of one queue name on a broker. Owned by the
- * broker; everything but rr is guarded by the broker's lock (write). */
-typedef struct ms__inproc_qgroup {
-    char *name;
-    size_t members; /* mailboxes in the index with this queue name */
-    atomic_uint_fast64_t rr; /* round-robin position, bumped per message */
-    struct ms__inproc_qgroup *next;
-} qgroup;
-
-typedef struct broker {
-    char *name;
-    int buses;           /* buses connected; under registry_mu */
-    struct broker *next; /* the registry list; under registry_mu */
-    /* Guards index, qgroups and the mailboxes' in_index/qg: read for a
-     * publish lookup, write for any change. Writer-preferring, so a steady
-     * stream of publishes cannot starve subscribe/unsubscribe. */
-    pthread_rwlock_t lock;
-    ms_subject_index *index; /* values are ms__inproc_entry * */
-    qgroup *qgroups;
-    ms__inproc_pool pool;
-} broker;
-
-/*
- * The one piece of process-wide mutable state of the transport: the table of
- * named brokers. "inproc://name" must reach the same broker from every bus of
- * the process, and those buses share no object to hang it on, so the table
- * has to be global. It is guarded by its mutex and each entry is refcounted
- * by the buses connected to it; the last bus to go frees the broker.
- */
-static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
-static broker *registry;
 
 /* One requester waiting for its reply; lives on the requester's stack and
  * is only touched under the mux mutex (`done` is also polled without it). */
@@ -80,12 +48,12 @@ typedef struct mux {
     pthread_mutex_t mu;   /* guards buckets, closed */
     waiter *buckets[MUX_BUCKETS];
     bool closed;
-    size_t base_len;   /* strlen of "<inbox_prefix>.R." */
-    char pattern[64];  /* "<inbox_prefix>.R.*" */
+    size_t base_len;  /* strlen of "<inbox_prefix>.R." */
+    char pattern[64]; /* "<inbox_prefix>.R.*" */
 } mux;
 
 typedef struct inproc_bus {
-    broker *broker;              /* one reference (registry count) */
+    ms__inproc_broker *broker;   /* counted on it */
     ms__inproc_tracker *tracker; /* owner reference */
     mux *mux;                    /* owner reference */
     atomic_bool closed;
@@ -98,154 +66,6 @@ typedef struct inproc_bus {
     uint64_t visit_gen;
     pthread_mutex_t visit_mu; /* one walk of the mailbox list at a time */
 } inproc_bus;
-
-/* --- brokers ------------------------------------------------------------- */
-
-static int default_workers(int wanted)
-{
-    long n = wanted > 0 ? wanted : sysconf(_SC_NPROCESSORS_ONLN);
-
-    if (n < 1)
-        n = 1;
-    return n > MAX_WORKERS ? MAX_WORKERS : (int)n;
-}
-
-static void broker_free(broker *b)
-{
-    ms_subject_index_destroy(b->index);
-    pthread_rwlock_destroy(&b->lock);
-    ms__free(b->name);
-    ms__free(b);
-}
-
-/* Find or create the broker called name (one more bus on it). The worker
- * count only matters to the bus that creates it. */
-static ms_status broker_acquire(const char *name, int workers, broker **out)
-{
-    pthread_rwlockattr_t attr;
-    broker *b;
-    ms_status s = MS_OK;
-
-    pthread_mutex_lock(&registry_mu);
-    for (b = registry; b != NULL; b = b->next) {
-        if (strcmp(b->name, name) == 0) {
-            b->buses++;
-            goto done;
-        }
-    }
-    b = ms__calloc(1, sizeof *b);
-    if (b == NULL || (b->name = ms__strdup(name)) == NULL) {
-        s = ms__err(MS_ERR_NO_MEMORY, "inproc://%s: allocating the broker", name);
-        goto fail_alloc;
-    }
-    if (pthread_rwlockattr_init(&attr) != 0) {
-        s = ms__err(MS_ERR_INTERNAL, "inproc://%s: initialising the broker lock", name);
-        goto fail_alloc;
-    }
-    /* Only fails for an unknown kind; the default kind would still work. */
-    (void)pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-    if (pthread_rwlock_init(&b->lock, &attr) != 0) {
-        pthread_rwlockattr_destroy(&attr);
-        s = ms__err(MS_ERR_INTERNAL, "inproc://%s: initialising the broker lock", name);
-        goto fail_alloc;
-    }
-    pthread_rwlockattr_destroy(&attr);
-    if ((s = ms_subject_index_create(&b->index)) != MS_OK) {
-        ms__err_wrap(s, "inproc://%s: creating the subject index", name);
-        goto fail_index;
-    }
-    if ((s = ms__inproc_pool_start(&b->pool, default_workers(workers))) != MS_OK) {
-        ms__err_wrap(s, "inproc://%s", name);
-        goto fail_pool;
-    }
-    b->buses = 1;
-    b->next = registry;
-    registry = b;
-    goto done;
-
-fail_pool:
-    ms_subject_index_destroy(b->index);
-fail_index:
-    pthread_rwlock_destroy(&b->lock);
-fail_alloc:
-    if (b != NULL)
-        ms__free(b->name);
-    ms__free(b);
-    b = NULL;
-done:
-    pthread_mutex_unlock(&registry_mu);
-    *out = b;
-    return s;
-}
-
-static void broker_release(broker *b)
-{
-    bool last;
-
-    pthread_mutex_lock(&registry_mu);
-    last = --b->buses == 0;
-    if (last) {
-        broker **pp = &registry;
-        while (*pp != b)
-            pp = &(*pp)->next;
-        *pp = b->next;
-    }
-    pthread_mutex_unlock(&registry_mu);
-    if (!last)
-        return;
-    /* Every bus closed its mailboxes, so the workers are idle. */
-    ms__inproc_pool_stop(&b->pool);
-    broker_free(b);
-}
-
-/* One more member of queue group `name` (broker lock held for writing). */
-static ms_status qgroup_join(broker *b, const char *name, qgroup **out)
-{
-    qgroup *g;
-
-    for (g = b->qgroups; g != NULL; g = g->next)
-        if (strcmp(g->name, name) == 0)
-            break;
-    if (g == NULL) {
-        g = ms__calloc(1, sizeof *g);
-        if (g == NULL || (g->name = ms__strdup(name)) == NULL) {
-            ms__free(g);
-            return ms__err(MS_ERR_NO_MEMORY, "inproc: allocating queue group '%s'", name);
-        }
-        atomic_init(&g->rr, 0);
-        g->next = b->qgroups;
-        b->qgroups = g;
-    }
-    g->members++;
-    *out = g;
-    return MS_OK;
-}
-
-static void qgroup_leave(broker *b, qgroup *g)
-{
-    qgroup **pp = &b->qgroups;
-
-    if (--g->members > 0)
-        return;
-    while (*pp != g)
-        pp = &(*pp)->next;
-    *pp = g->next;
-    ms__free(g->name);
-    ms__free(g);
-}
-
-/* Take mb out of the index (broker lock held for writing). Idempotent. */
-static void index_detach(broker *b, ms__inproc_mailbox *mb)
-{
-    if (!mb->in_index)
-        return;
-    /* Cannot fail: in_index says the entry is there. */
-    (void)ms_subject_index_remove(b->index, mb->sub->subject, mb);
-    if (mb->qg != NULL)
-        qgroup_leave(b, mb->qg);
-    mb->qg = NULL;
-    mb->in_index = false;
-}
 
 /* --- response mux -------------------------------------------------------- */
 
@@ -365,7 +185,7 @@ static bool collect(void *value, void *closure)
     return true;
 }
 
-static qgroup *group_of(const ms__inproc_entry *e)
+static ms__inproc_qgroup *group_of(const ms__inproc_entry *e)
 {
     return e->kind == MS__INPROC_MAILBOX ? ((const ms__inproc_mailbox *)e)->qg : NULL;
 }
@@ -377,7 +197,7 @@ static void pick_queue_members(collector *c)
     size_t out = 0;
 
     for (size_t i = 0; i < c->n; i++) {
-        qgroup *g = c->items[i] ? group_of(c->items[i]) : NULL;
+        ms__inproc_qgroup *g = c->items[i] ? group_of(c->items[i]) : NULL;
         size_t count = 0, pick, seen = 0, keep = i;
 
         if (g == NULL)
@@ -404,17 +224,24 @@ static void pick_queue_members(collector *c)
 }
 
 /*
- * Deliver the frozen message m (borrowed) to every subscription matching its
- * subject: matches are collected under the read lock with a reference each,
- * then queued without it (a full queue may block). *matched = the number of
- * receivers (after queue groups). Every receiver that has room gets m even
- * when another one fails; the last failure is returned.
+ * Deliver the frozen message m to every subscription matching its subject;
+ * takes over the caller's reference to m. Under the read lock: collect the
+ * matches, keep one member per queue group, and queue m into each mailbox
+ * that has room (which never blocks). Whatever must wait for room, and the
+ * response muxes, get a reference each and are served after the lock is
+ * dropped, so a full queue never holds up subscribe or unsubscribe. The
+ * caller's reference goes to the last queue m enters (then m is not touched
+ * again: it may already be handled and freed). *matched = the number of
+ * receivers (after queue groups). Every receiver with room gets m even when
+ * another one fails; the last failure is returned.
  */
 static ms_status publish_message(ms_bus *bus, ms_message *m, size_t *matched)
 {
     inproc_bus *ib = bus->impl;
-    broker *b = ib->broker;
+    ms__inproc_broker *b = ib->broker;
     collector c = {.cap = COLLECT_LOCAL};
+    size_t later = 0;
+    bool given = false, stored;
     ms_status s = MS_OK, r;
 
     c.items = c.local;
@@ -429,14 +256,33 @@ static ms_status publish_message(ms_bus *bus, ms_message *m, size_t *matched)
         goto cleanup;
     }
     pick_queue_members(&c);
-    for (size_t i = 0; i < c.n; i++)
-        atomic_fetch_add_explicit(&c.items[i]->refs, 1, memory_order_relaxed);
+    *matched = c.n;
+    for (size_t i = 0; i < c.n; i++) {
+        ms__inproc_entry *e = c.items[i];
+        if (e->kind == MS__INPROC_MAILBOX) {
+            bool give = i == c.n - 1 && later == 0;
+            r = ms__inproc_mailbox_push((ms__inproc_mailbox *)e, m, ib->tracker, MS__INPROC_TRY,
+                                        give, &stored);
+            given = given || (give && stored);
+            if (r == MS_OK)
+                continue;
+            if (r != MS_ERR_FULL) {
+                s = r;
+                continue;
+            }
+        }
+        atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+        c.items[later++] = e;
+    }
     pthread_rwlock_unlock(&b->lock);
 
-    for (size_t i = 0; i < c.n; i++) {
+    for (size_t i = 0; i < later; i++) {
         if (c.items[i]->kind == MS__INPROC_MAILBOX) {
             ms__inproc_mailbox *mb = (ms__inproc_mailbox *)c.items[i];
-            r = ms__inproc_mailbox_push(mb, m, ib->tracker, bus->opts.publish_timeout_ms);
+            bool give = i == later - 1;
+            r = ms__inproc_mailbox_push(mb, m, ib->tracker, bus->opts.publish_timeout_ms, give,
+                                        &stored);
+            given = given || (give && stored);
             if (r != MS_OK)
                 s = r;
             ms__inproc_mailbox_unref(mb);
@@ -445,9 +291,10 @@ static ms_status publish_message(ms_bus *bus, ms_message *m, size_t *matched)
             mux_unref((mux *)c.items[i]);
         }
     }
-    *matched = c.n;
 
 cleanup:
+    if (!given)
+        ms_message_unref(m);
     if (c.items != c.local)
         ms__free(c.items);
     return s;
@@ -455,8 +302,8 @@ cleanup:
 
 /* The message a publish sends: msg itself (frozen, one more reference) or a
  * new one made of subject/reply/data. *out is owned by the caller. */
-static ms_status make_message(const char *subject, const char *reply, const void *data,
-                              size_t len, ms_message *msg, ms_message **out)
+static ms_status make_message(const char *subject, const char *reply, const void *data, size_t len,
+                              ms_message *msg, ms_message **out)
 {
     ms_message *m = NULL;
     ms_status s;
@@ -494,9 +341,7 @@ static ms_status inproc_publish(ms_bus *bus, const char *subject, const char *re
         return closed_error(bus, "publish");
     if ((s = make_message(subject, reply, data, len, msg, &m)) != MS_OK)
         return ms__err_wrap(s, "publish on '%s'", subject);
-    s = publish_message(bus, m, &matched);
-    ms_message_unref(m);
-    return s;
+    return publish_message(bus, m, &matched); /* takes m */
 }
 
 /* --- request/reply ------------------------------------------------------- */
@@ -554,6 +399,7 @@ static ms_status inproc_request(ms_bus *bus, const char *subject, const void *da
     pthread_mutex_unlock(&m->mu);
 
     s = publish_message(bus, out, &matched);
+    out = NULL; /* taken by publish_message */
     if (s == MS_OK && matched == 0)
         s = ms__err(MS_ERR_NO_RESPONDERS, "request on '%s': no subscription matches it on %s",
                     subject, bus->url);
@@ -625,9 +471,8 @@ static void list_unlink(inproc_bus *ib, ms__inproc_mailbox *mb)
 static ms_status inproc_subscribe(ms_bus *bus, ms_subscription *sub)
 {
     inproc_bus *ib = bus->impl;
-    broker *b = ib->broker;
+    ms__inproc_broker *b = ib->broker;
     ms__inproc_mailbox *mb = NULL;
-    qgroup *g = NULL;
     ms_status s;
 
     s = ms__inproc_mailbox_create(&b->pool, sub, (size_t)bus->opts.pending_msgs_limit,
@@ -639,14 +484,8 @@ static ms_status inproc_subscribe(ms_bus *bus, ms_subscription *sub)
         s = closed_error(bus, "subscribe");
         goto fail;
     }
-    if (sub->queue != NULL && (s = qgroup_join(b, sub->queue, &g)) != MS_OK)
+    if ((s = ms__inproc_broker_attach(b, mb)) != MS_OK)
         goto fail;
-    if ((s = ms_subject_index_insert(b->index, sub->subject, mb)) != MS_OK) {
-        ms__err_wrap(s, "subscribe to '%s'", sub->subject);
-        goto fail_insert;
-    }
-    mb->in_index = true;
-    mb->qg = g;
     pthread_mutex_lock(&ib->mu);
     prune_zombies(ib);
     mb->bus_next = ib->mailboxes;
@@ -658,9 +497,6 @@ static ms_status inproc_subscribe(ms_bus *bus, ms_subscription *sub)
     sub->impl = mb;
     return MS_OK;
 
-fail_insert:
-    if (g != NULL)
-        qgroup_leave(b, g);
 fail:
     pthread_rwlock_unlock(&b->lock);
     ms__inproc_mailbox_unref(mb);
@@ -676,7 +512,7 @@ static ms_status inproc_unsubscribe(ms_bus *bus, ms_subscription *sub)
     if (mb == NULL)
         return MS_OK;
     pthread_rwlock_wrlock(&ib->broker->lock);
-    index_detach(ib->broker, mb);
+    ms__inproc_broker_detach(ib->broker, mb);
     pthread_rwlock_unlock(&ib->broker->lock);
     from_handler = ms__inproc_mailbox_close(mb); /* waits for the handler unless in it */
     pthread_mutex_lock(&ib->mu);
@@ -730,7 +566,7 @@ static void detach_all(inproc_bus *ib)
     pthread_rwlock_wrlock(&ib->broker->lock);
     pthread_mutex_lock(&ib->mu);
     for (ms__inproc_mailbox *mb = ib->mailboxes; mb != NULL; mb = mb->bus_next)
-        index_detach(ib->broker, mb);
+        ms__inproc_broker_detach(ib->broker, mb);
     pthread_mutex_unlock(&ib->mu);
     pthread_rwlock_unlock(&ib->broker->lock);
 }
@@ -760,17 +596,20 @@ static ms_status inproc_flush(ms_bus *bus, int timeout_ms)
     if (ms__inproc_on_worker())
         return MS_OK;
     ms__inproc_deadline(&deadline, timeout_ms);
-    if (ms__inproc_tracker_wait(ib->tracker, &deadline) != MS_OK)
-        return ms__err(MS_ERR_TIMEOUT,
-                       "flush on %s: messages published before it were not all handled "
-                       "within %d ms",
-                       bus->url, timeout_ms);
-    return MS_OK;
+    if (ms__inproc_tracker_wait(ib->tracker, &deadline) == MS_OK) {
+        ms__inproc_tracker_reclaim(ib->tracker, true); /* free what was handed back */
+        return MS_OK;
+    }
+    return ms__err(MS_ERR_TIMEOUT,
+                   "flush on %s: messages published before it were not all handled "
+                   "within %d ms",
+                   bus->url, timeout_ms);
 }
 
 static void inproc_close(ms_bus *bus)
 {
     inproc_bus *ib = bus->impl;
+    char detail[320];
 
     if (ib == NULL || atomic_exchange(&ib->closed, true))
         return;
@@ -780,7 +619,8 @@ static void inproc_close(ms_bus *bus)
     pthread_rwlock_unlock(&ib->broker->lock);
     mux_close(ib->mux);
     each_mailbox(ib, close_one, NULL);
-    ms__bus_event(bus, MS_BUS_CLOSED, bus->url);
+    snprintf(detail, sizeof detail, "connection to %s closed", bus->url);
+    ms__bus_event(bus, MS_BUS_CLOSED, detail);
 }
 
 static ms_status inproc_drain(ms_bus *bus, int timeout_ms)
@@ -822,8 +662,8 @@ static ms_status inproc_connect(ms_bus *bus, const char *url)
     inproc_bus *ib;
     ms_status s;
 
-    if (strncmp(url, "inproc://", SCHEME_LEN) != 0 || name_len == 0 ||
-        name_len > NAME_MAX_LEN || strpbrk(name, " \t\r\n,/") != NULL)
+    if (strncmp(url, "inproc://", SCHEME_LEN) != 0 || name_len == 0 || name_len > NAME_MAX_LEN ||
+        strpbrk(name, " \t\r\n,/") != NULL)
         return ms__err(MS_ERR_INVALID_ARG,
                        "bus url '%s': want inproc://<name>, a name of 1 to %d characters "
                        "without whitespace, ',' or '/'",
@@ -846,7 +686,7 @@ static ms_status inproc_connect(ms_bus *bus, const char *url)
         goto fail_tracker;
     if ((s = mux_create(bus->inbox_prefix, &ib->mux)) != MS_OK)
         goto fail_mux;
-    if ((s = broker_acquire(name, bus->opts.inproc_workers, &ib->broker)) != MS_OK)
+    if ((s = ms__inproc_broker_acquire(name, bus->opts.inproc_workers, &ib->broker)) != MS_OK)
         goto fail_broker;
     pthread_rwlock_wrlock(&ib->broker->lock);
     s = ms_subject_index_insert(ib->broker->index, ib->mux->pattern, ib->mux);
@@ -857,7 +697,7 @@ static ms_status inproc_connect(ms_bus *bus, const char *url)
     return MS_OK;
 
 fail_insert:
-    broker_release(ib->broker);
+    ms__inproc_broker_release(ib->broker);
 fail_broker:
     mux_unref(ib->mux);
 fail_mux:
@@ -883,7 +723,7 @@ static void inproc_destroy(ms_bus *bus)
     }
     mux_unref(ib->mux);
     ms__inproc_tracker_done(ib->tracker, 1); /* freed by the last delivery */
-    broker_release(ib->broker);
+    ms__inproc_broker_release(ib->broker);
     bus_free(ib);
     bus->impl = NULL;
 }

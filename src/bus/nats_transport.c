@@ -63,12 +63,14 @@ typedef struct nats_sub {
 /* The transport state of one bus (ms_bus.impl). */
 struct nats_conn {
     ms_bus *bus; /* borrowed: the bus owns us */
-    natsConnection *nc;
+    natsConnection *nc;  /* buffered: subscriptions, publishes, requests */
+    natsConnection *rnc; /* SendAsap, publish only: replies (ms_bus_respond) */
     pthread_mutex_t mu; /* guards everything below except the atomics; with cv */
     pthread_cond_t cv;
     nats_sub *subs;            /* subscriptions not yet unsubscribed */
     int active;                /* nats_subs whose on_complete has not run yet */
     bool closed_cb_done;       /* the closed callback (libnats' last one for nc) ran */
+    bool rclosed_cb_done;      /* the same for rnc */
     char server_url[256];      /* the server we are (or were last) connected to */
     atomic_bool closing;       /* close or drain was asked for: a disconnect is expected */
     atomic_size_t max_payload; /* the server's max_payload; 0 before the first connect */
@@ -420,6 +422,13 @@ static void on_msg(natsConnection *nc, natsSubscription *ns, natsMsg *nm, void *
     (void)nc;
 
     wait_ready(s);
+    /* The server's "503 no responders" answer to a publish_reply: a status,
+     * not a message (inproc has no such thing; ms_bus_request reports it as
+     * MS_ERR_NO_RESPONDERS). Checked only for empty payloads. */
+    if (natsMsg_GetDataLength(nm) == 0 && natsMsg_IsNoResponders(nm)) {
+        natsMsg_Destroy(nm);
+        return;
+    }
     if (atomic_fetch_or(&s->state, SUB_RUNNING) & SUB_CLOSING) {
         natsMsg_Destroy(nm);
         gate_leave(s);
@@ -630,6 +639,28 @@ static void on_closed(natsConnection *nc, void *closure)
     pthread_mutex_unlock(&c->mu);
 }
 
+/* The reply connection's closed callback: only marks it done. Its
+ * disconnects and reconnects mirror the main connection's and are not
+ * raised as events twice. */
+static void on_reply_closed(natsConnection *nc, void *closure)
+{
+    nats_conn *c = closure;
+    (void)nc;
+
+    pthread_mutex_lock(&c->mu);
+    c->rclosed_cb_done = true;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* retry_on_failed_connect: the reply connection came up in the background. */
+static void on_reply_connected(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    (void)closure;
+    ms_log_kv(MS_LOG_DEBUG, "bus", "nats: reply connection established", NULL);
+}
+
 static void on_disconnected(natsConnection *nc, void *closure)
 {
     nats_conn *c = closure;
@@ -832,7 +863,10 @@ static ms_status check_secret(const char *what, const char *v)
 }
 
 /* Build libnats options from bus->opts. *out is owned by the caller. */
-static ms_status build_options(nats_conn *c, char **servers, int nservers, natsOptions **out)
+/* Options of the main connection (replies == false) or of the reply
+ * connection (replies == true: SendAsap, no subscriptions, no events). */
+static ms_status build_options(nats_conn *c, char **servers, int nservers, bool replies,
+                               natsOptions **out)
 {
     const ms_bus_options *bo = &c->bus->opts;
     natsOptions *o = NULL;
@@ -851,8 +885,11 @@ static ms_status build_options(nats_conn *c, char **servers, int nservers, natsO
         return fail(ns, "nats connect: creating options");
 
     ns = natsOptions_SetServers(o, (const char **)servers, nservers);
-    if (ns == NATS_OK && bo->name != NULL)
-        ns = natsOptions_SetName(o, bo->name);
+    if (ns == NATS_OK && bo->name != NULL) {
+        char name[256];
+        snprintf(name, sizeof name, "%s%s", bo->name, replies ? " (replies)" : "");
+        ns = natsOptions_SetName(o, name);
+    }
     if (ns == NATS_OK && bo->user != NULL)
         ns = natsOptions_SetUserInfo(o, bo->user, bo->password);
     if (ns == NATS_OK && bo->token != NULL)
@@ -867,24 +904,34 @@ static ms_status build_options(nats_conn *c, char **servers, int nservers, natsO
         ns = natsOptions_SetReconnectWait(o, bo->reconnect_wait_ms);
     if (ns == NATS_OK && bo->reconnect_buffer_bytes > 0)
         ns = natsOptions_SetReconnectBufSize(o, bo->reconnect_buffer_bytes);
-    if (ns == NATS_OK)
+    if (ns == NATS_OK && replies) {
+        /* Replies must leave at once, not on libnats' 1 ms flusher tick
+         * (a serial requester would be capped near 1,000 req/s). The main
+         * connection stays buffered: SendAsap there makes every publish a
+         * write(2) and bulk publishing several times slower. */
+        ns = natsOptions_SetSendAsap(o, true);
+        if (ns == NATS_OK)
+            ns = natsOptions_SetRetryOnFailedConnect(
+                o, bo->retry_on_failed_connect,
+                bo->retry_on_failed_connect ? on_reply_connected : NULL, NULL);
+        if (ns == NATS_OK)
+            ns = natsOptions_SetClosedCB(o, on_reply_closed, c);
+    } else if (ns == NATS_OK) {
         ns = natsOptions_SetRetryOnFailedConnect(
             o, bo->retry_on_failed_connect, bo->retry_on_failed_connect ? on_reconnected : NULL, c);
-    if (ns == NATS_OK)
-        ns = natsOptions_SetMaxPendingMsgs(o, bo->pending_msgs_limit);
-    /* Replies must leave at once, not on the 1 ms flusher tick. */
-    if (ns == NATS_OK)
-        ns = natsOptions_SetSendAsap(o, true);
-    if (ns == NATS_OK)
-        ns = natsOptions_UseGlobalMessageDelivery(o, true);
-    if (ns == NATS_OK)
-        ns = natsOptions_SetErrorHandler(o, on_error, c);
-    if (ns == NATS_OK)
-        ns = natsOptions_SetClosedCB(o, on_closed, c);
-    if (ns == NATS_OK)
-        ns = natsOptions_SetDisconnectedCB(o, on_disconnected, c);
-    if (ns == NATS_OK)
-        ns = natsOptions_SetReconnectedCB(o, on_reconnected, c);
+        if (ns == NATS_OK)
+            ns = natsOptions_SetMaxPendingMsgs(o, bo->pending_msgs_limit);
+        if (ns == NATS_OK)
+            ns = natsOptions_UseGlobalMessageDelivery(o, true);
+        if (ns == NATS_OK)
+            ns = natsOptions_SetErrorHandler(o, on_error, c);
+        if (ns == NATS_OK)
+            ns = natsOptions_SetClosedCB(o, on_closed, c);
+        if (ns == NATS_OK)
+            ns = natsOptions_SetDisconnectedCB(o, on_disconnected, c);
+        if (ns == NATS_OK)
+            ns = natsOptions_SetReconnectedCB(o, on_reconnected, c);
+    }
     if (ns != NATS_OK) {
         st = fail(ns, "nats connect: setting options");
         goto cleanup;
@@ -942,6 +989,8 @@ static void free_conn(nats_conn *c)
     ms__free(c);
 }
 
+static bool wait_closed_cb(nats_conn *c, const struct timespec *deadline);
+
 static ms_status nats_connect(ms_bus *bus, const char *url)
 {
     nats_conn *c = NULL;
@@ -978,7 +1027,7 @@ static ms_status nats_connect(ms_bus *bus, const char *url)
     c->bus = bus;
     atomic_init(&c->closing, false);
     atomic_init(&c->max_payload, 0);
-    if ((st = build_options(c, servers, nservers, &o)) != MS_OK)
+    if ((st = build_options(c, servers, nservers, false, &o)) != MS_OK)
         goto cleanup;
 
     ns = natsConnection_Connect(&c->nc, o);
@@ -992,6 +1041,16 @@ static ms_status nats_connect(ms_bus *bus, const char *url)
     } else {
         refresh_server(c, c->nc);
     }
+    natsOptions_Destroy(o);
+    o = NULL;
+    if ((st = build_options(c, servers, nservers, true, &o)) != MS_OK)
+        goto fail_main;
+    ns = natsConnection_Connect(&c->rnc, o);
+    if (ns != NATS_OK && ns != NATS_NOT_YET_CONNECTED) {
+        c->rnc = NULL;
+        st = ms__err_wrap(connect_error(c, ns, url), "nats: the reply connection");
+        goto fail_main;
+    }
     bus->impl = c;
     c = NULL;
 
@@ -1001,6 +1060,14 @@ cleanup:
     if (c != NULL)
         free_conn(c);
     return st;
+
+fail_main:
+    /* The main connection is up but the bus will not be: close it and wait
+     * for its closed callback before c goes. */
+    natsConnection_Close(c->nc);
+    (void)wait_closed_cb(c, NULL);
+    natsConnection_Destroy(c->nc);
+    goto cleanup;
 }
 
 /* --- publish / request --------------------------------------------------- */
@@ -1048,10 +1115,10 @@ static ms_status publish_error(nats_conn *c, natsStatus ns, const char *what, co
     return fail(ns, "%s on '%s'", what, subject);
 }
 
-static ms_status nats_publish(ms_bus *bus, const char *subject, const char *reply, const void *data,
-                              size_t len, ms_message *msg)
+/* Publish on nc: the main connection or the reply connection. */
+static ms_status publish_on(nats_conn *c, natsConnection *nc, const char *subject,
+                            const char *reply, const void *data, size_t len, ms_message *msg)
 {
-    nats_conn *c = bus->impl;
     natsStatus ns;
     ms_status st;
 
@@ -1063,19 +1130,34 @@ static ms_status nats_publish(ms_bus *bus, const char *subject, const char *repl
     if (msg == NULL || !ms__message_has_headers(msg)) {
         /* The fast path: no natsMsg is allocated. */
         if (reply != NULL)
-            ns = natsConnection_PublishRequest(c->nc, subject, reply, data, (int)len);
+            ns = natsConnection_PublishRequest(nc, subject, reply, data, (int)len);
         else
-            ns = natsConnection_Publish(c->nc, subject, data, (int)len);
+            ns = natsConnection_Publish(nc, subject, data, (int)len);
     } else {
         natsMsg *nm = NULL;
         if ((st = make_natsmsg(subject, reply, data, len, msg, &nm)) != MS_OK)
             return st;
-        ns = natsConnection_PublishMsg(c->nc, nm);
+        ns = natsConnection_PublishMsg(nc, nm);
         natsMsg_Destroy(nm);
     }
     if (ns != NATS_OK)
         return publish_error(c, ns, "publish", subject, len);
     return MS_OK;
+}
+
+static ms_status nats_publish(ms_bus *bus, const char *subject, const char *reply, const void *data,
+                              size_t len, ms_message *msg)
+{
+    nats_conn *c = bus->impl;
+    return publish_on(c, c->nc, subject, reply, data, len, msg);
+}
+
+/* Replies go out on the SendAsap connection, written before this returns. */
+static ms_status nats_respond(ms_bus *bus, const char *subject, const char *reply,
+                              const void *data, size_t len, ms_message *msg)
+{
+    nats_conn *c = bus->impl;
+    return publish_on(c, c->rnc, subject, reply, data, len, msg);
 }
 
 static ms_status nats_request(ms_bus *bus, const char *subject, const void *data, size_t len,
@@ -1168,6 +1250,29 @@ static void wait_handlers(nats_conn *c)
     pthread_mutex_unlock(&c->mu);
 }
 
+/* Flush what replies are buffered (bounded by deadline when given), close
+ * the reply connection and wait for its closed callback. Idempotent. */
+static void close_replies(nats_conn *c, const struct timespec *deadline)
+{
+    if (c->rnc == NULL)
+        return;
+    if (deadline != NULL && natsConnection_Status(c->rnc) == NATS_CONN_STATUS_CONNECTED) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t left = ((int64_t)deadline->tv_sec - now.tv_sec) * 1000 +
+                       (deadline->tv_nsec - now.tv_nsec) / 1000000;
+        if (left > 0)
+            (void)natsConnection_FlushTimeout(c->rnc, left);
+    }
+    natsConnection_Close(c->rnc);
+    if (tls_in_event)
+        return;
+    pthread_mutex_lock(&c->mu);
+    while (!c->rclosed_cb_done)
+        pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+}
+
 static void nats_close(ms_bus *bus)
 {
     nats_conn *c = bus->impl;
@@ -1178,6 +1283,8 @@ static void nats_close(ms_bus *bus)
     natsConnection_Close(c->nc);
     (void)wait_closed_cb(c, NULL);
     wait_handlers(c);
+    /* Handlers are done, so no reply can follow: close the reply side. */
+    close_replies(c, NULL);
 }
 
 static ms_status nats_drain(ms_bus *bus, int timeout_ms)
@@ -1202,6 +1309,10 @@ static ms_status nats_drain(ms_bus *bus, int timeout_ms)
         st = ms__err(MS_ERR_TIMEOUT,
                      "drain: not finished within %d ms; the connection was closed anyway",
                      timeout_ms);
+    } else {
+        /* Drained: the replies the handlers sent leave before we close. */
+        wait_handlers(c);
+        close_replies(c, &deadline);
     }
     nats_close(bus);
     return st;
@@ -1226,6 +1337,7 @@ static void nats_destroy(ms_bus *bus)
     }
     pthread_mutex_unlock(&c->mu);
     natsConnection_Destroy(c->nc);
+    natsConnection_Destroy(c->rnc);
     free_conn(c);
     bus->impl = NULL;
 }
@@ -1240,13 +1352,15 @@ static size_t nats_max_payload(const ms_bus *bus)
 static bool nats_is_connected(const ms_bus *bus)
 {
     nats_conn *c = bus->impl;
-    return natsConnection_Status(c->nc) == NATS_CONN_STATUS_CONNECTED;
+    return natsConnection_Status(c->nc) == NATS_CONN_STATUS_CONNECTED &&
+           natsConnection_Status(c->rnc) == NATS_CONN_STATUS_CONNECTED;
 }
 
 const ms__transport ms__nats_transport = {
     .scheme = "nats",
     .connect = nats_connect,
     .publish = nats_publish,
+    .respond = nats_respond,
     .subscribe = nats_subscribe,
     .unsubscribe = nats_unsubscribe,
     .request = nats_request,

@@ -36,6 +36,10 @@ typedef struct ms__transport {
      * msg and the metadata goes as headers. */
     ms_status (*publish)(ms_bus *bus, const char *subject, const char *reply,
                          const void *data, size_t len, ms_message *msg);
+    /* Publish a reply to a request: the same as publish, but it must leave
+     * at once (latency over batching). NULL: publish is used. */
+    ms_status (*respond)(ms_bus *bus, const char *subject, const char *reply,
+                         const void *data, size_t len, ms_message *msg);
     /* Start delivery to sub (set sub->impl). Each received message is handed
      * to ms__bus_deliver(sub, msg) on a delivery thread. */
     ms_status (*subscribe)(ms_bus *bus, ms_subscription *sub);
