@@ -36,7 +36,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: %s [--quick] [--rounds=N] [--side=baseline|mainstack|both]\n"
             "  --quick   few messages, one round (also BENCH_QUICK=1)\n"
-            "  --rounds  alternating baseline/mainstack rounds (default 3)\n"
+            "  --rounds  alternating baseline/mainstack rounds (default 5)\n"
             "  --side    measure one side only (for profiling)\n"
             "Prints one JSON line per result on stdout.\n",
             prog_name);
@@ -82,7 +82,7 @@ void bench_args_parse(int argc, char **argv, bench_args *out)
             exit(2);
         }
     }
-    out->rounds = rounds > 0 ? rounds : (out->quick ? 1 : 3);
+    out->rounds = rounds > 0 ? rounds : (out->quick ? 1 : 5);
 }
 
 long bench_env_long(const char *name, long dflt)
@@ -188,8 +188,8 @@ double bench_percentile(const double *sorted, size_t n, double p)
 
 /* --- results ------------------------------------------------------------- */
 
-void bench_result_init(bench_result *r, const char *name, const char *unit,
-                       bool higher_is_better, double target)
+void bench_result_init(bench_result *r, const char *name, const char *unit, bool higher_is_better,
+                       double target)
 {
     memset(r, 0, sizeof *r);
     r->name = name;
@@ -245,7 +245,7 @@ double bench_result_emit(const bench_result *r)
 {
     char line[2048];
     size_t off = 0;
-    double ratio;
+    double ratio, load[1];
     bool pass;
 
     if (r->higher_is_better)
@@ -271,6 +271,11 @@ double bench_result_emit(const bench_result *r)
         put_text(line, sizeof line, &off, ", \"%s\": ", r->extra[i].key);
         put_number(line, sizeof line, &off, r->extra[i].value);
     }
+    /* the machine is shared: say how busy it was (1-minute load average) */
+    if (getloadavg(load, 1) == 1) {
+        put_text(line, sizeof line, &off, ", \"load1\": ");
+        put_number(line, sizeof line, &off, load[0]);
+    }
     if (r->note != NULL)
         put_text(line, sizeof line, &off, ", \"note\": \"%s\"", r->note);
     put_text(line, sizeof line, &off, "}");
@@ -279,12 +284,12 @@ double bench_result_emit(const bench_result *r)
     printf("%s\n", line);
     fflush(stdout);
     if (r->target > 0)
-        bench_log("%-28s mainstack %.6g %s, baseline %.6g: ratio %.3f (target %.2f) %s",
-                  r->name, r->value, r->unit, r->baseline, ratio, r->target,
+        bench_log("%-28s mainstack %.6g %s, baseline %.6g: ratio %.3f (target %.2f) %s", r->name,
+                  r->value, r->unit, r->baseline, ratio, r->target,
                   pass ? "PASS" : (r->failed ? "FAIL (check failed)" : "MISS"));
     else
-        bench_log("%-28s mainstack %.6g %s, baseline %.6g: ratio %.3f (informational)",
-                  r->name, r->value, r->unit, r->baseline, ratio);
+        bench_log("%-28s mainstack %.6g %s, baseline %.6g: ratio %.3f (informational)", r->name,
+                  r->value, r->unit, r->baseline, ratio);
     return ratio;
 }
 
@@ -365,8 +370,7 @@ void bench_counter_hit(bench_counter *c)
     pthread_mutex_unlock(&c->mu);
 }
 
-uint64_t bench_counter_wait(bench_counter *c, bench_dropped_fn dropped, void *closure,
-                            int stall_ms)
+uint64_t bench_counter_wait(bench_counter *c, bench_dropped_fn dropped, void *closure, int stall_ms)
 {
     uint64_t last_count = atomic_load(&c->count);
     uint64_t last_progress = bench_now_ns();
@@ -391,9 +395,8 @@ uint64_t bench_counter_wait(bench_counter *c, bench_dropped_fn dropped, void *cl
             last_progress = now;
         } else if (now - last_progress > (uint64_t)stall_ms * 1000000u) {
             pthread_mutex_unlock(&c->mu);
-            bench_log("stalled: %llu of %llu received, %llu dropped",
-                      (unsigned long long)n, (unsigned long long)c->target,
-                      (unsigned long long)d);
+            bench_log("stalled: %llu of %llu received, %llu dropped", (unsigned long long)n,
+                      (unsigned long long)c->target, (unsigned long long)d);
             return now;
         }
         /* wake every 20 ms to look at drops and progress */

@@ -33,7 +33,7 @@ uint64_t bench_now_ns(void);
 
 typedef struct bench_args {
     bool quick; /* --quick or BENCH_QUICK=1: fewer messages, one round */
-    int rounds; /* --rounds=N; default 3, 1 when quick */
+    int rounds; /* --rounds=N; default 5, 1 when quick */
     /* --side=baseline|mainstack|both (default both): run one side only, for
      * profiling one side with perf or callgrind. */
     bool run_baseline;
@@ -71,14 +71,14 @@ double bench_percentile(const double *sorted, size_t n, double p);
 #define BENCH_MAX_EXTRA 16
 
 typedef struct bench_result {
-    const char *name;  /* borrowed */
-    const char *unit;  /* "msgs/s", "req/s", "us" */
+    const char *name;      /* borrowed */
+    const char *unit;      /* "msgs/s", "req/s", "us" */
     bool higher_is_better; /* rates: ratio = value/baseline; latencies: baseline/value */
-    double value;      /* mainstack */
-    double baseline;   /* the baseline, same unit */
-    double target;     /* minimum ratio; 0 = informational, no pass field */
-    const char *note;  /* optional "note" string; borrowed, no quotes or backslashes */
-    bool failed;       /* a correctness check failed: pass is false whatever the ratio */
+    double value;          /* mainstack */
+    double baseline;       /* the baseline, same unit */
+    double target;         /* minimum ratio; 0 = informational, no pass field */
+    const char *note;      /* optional "note" string; borrowed, no quotes or backslashes */
+    bool failed;           /* a correctness check failed: pass is false whatever the ratio */
     size_t n_extra;
     struct {
         const char *key; /* borrowed */
@@ -86,8 +86,8 @@ typedef struct bench_result {
     } extra[BENCH_MAX_EXTRA];
 } bench_result;
 
-void bench_result_init(bench_result *r, const char *name, const char *unit,
-                       bool higher_is_better, double target);
+void bench_result_init(bench_result *r, const char *name, const char *unit, bool higher_is_better,
+                       double target);
 /* Add a numeric field (ignored past BENCH_MAX_EXTRA). */
 void bench_result_add(bench_result *r, const char *key, double value);
 /* Print r as one JSON line on stdout (flushed) and a readable line on

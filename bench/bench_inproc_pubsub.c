@@ -52,8 +52,7 @@ static void ring_init(ring *q, size_t cap)
     q->slot = calloc(cap, sizeof *q->slot);
     q->cap = cap;
     if (q->slot == NULL || pthread_mutex_init(&q->mu, NULL) != 0 ||
-        pthread_cond_init(&q->not_empty, NULL) != 0 ||
-        pthread_cond_init(&q->not_full, NULL) != 0)
+        pthread_cond_init(&q->not_empty, NULL) != 0 || pthread_cond_init(&q->not_full, NULL) != 0)
         bench_die("ring_init failed");
 }
 
@@ -133,7 +132,8 @@ static double run_baseline(uint64_t count)
     for (uint64_t i = 0; i < count; i++)
         ring_push(&q, payload);
     t1 = bench_counter_wait(&c, NULL, NULL, 5000);
-    pthread_join(th, NULL);
+    if (pthread_join(th, NULL) != 0)
+        bench_die("pthread_join failed");
     bench_counter_destroy(&c);
     ring_destroy(&q);
     return t1 > t0 ? (double)count * 1e9 / (double)(t1 - t0) : 0.0;

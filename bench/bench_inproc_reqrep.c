@@ -8,12 +8,17 @@
  * Baseline: the bare minimum of a request/reply between two threads: a
  * mutex and two condition variables; the requester bumps a sequence number
  * and signals, the responder thread wakes, copies the sequence number to the
- * reply and signals back. Two thread wake-ups per round trip, like the
- * mainstack one at best.
+ * reply and signals back. Two thread wake-ups per round trip.
+ *
+ * Informational second baseline ("spin"): the same ping-pong, but each side
+ * first polls the other's sequence number for up to SPIN_NS before going to
+ * sleep on the condition variable, the way the inproc workers poll a busy
+ * mailbox. It shows the floor for a hand-off that avoids the futex sleep,
+ * and so how much of the mainstack round trip is the framework itself.
  *
  * Result: inproc_reqrep_p50 (microseconds; ratio = bare p50 / mainstack p50,
  * target 0.5, i.e. mainstack at most twice the bare round trip), with p99
- * of both and the mainstack request rate.
+ * of both, the mainstack request rate and the spin baseline's p50/p99.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,10 +94,130 @@ static size_t run_baseline(size_t n, uint64_t max_ns, double *lat_us, double *ra
     pp.stop = true;
     pthread_cond_signal(&pp.request);
     pthread_mutex_unlock(&pp.mu);
-    pthread_join(th, NULL);
+    if (pthread_join(th, NULL) != 0)
+        bench_die("pthread_join failed");
     pthread_cond_destroy(&pp.reply);
     pthread_cond_destroy(&pp.request);
     pthread_mutex_destroy(&pp.mu);
+    return i;
+}
+
+/* --- informational baseline: spin, then sleep --------------------------- */
+
+#define SPIN_NS 20000 /* as long as an inproc worker polls a busy mailbox (POLL_NS) */
+
+/* One direction of the hand-off: a sequence number, and a condition
+ * variable for a waiter that gave up spinning. */
+typedef struct spin_chan {
+    _Atomic uint64_t seq;
+    atomic_int sleepers;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+} spin_chan;
+
+typedef struct spinpong {
+    spin_chan req, rep;
+} spinpong;
+
+#define SPIN_STOP UINT64_MAX
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static void chan_init(spin_chan *c)
+{
+    atomic_init(&c->seq, 0);
+    atomic_init(&c->sleepers, 0);
+    if (pthread_mutex_init(&c->mu, NULL) != 0 || pthread_cond_init(&c->cond, NULL) != 0)
+        bench_die("spin channel init failed");
+}
+
+static void chan_destroy(spin_chan *c)
+{
+    pthread_cond_destroy(&c->cond);
+    pthread_mutex_destroy(&c->mu);
+}
+
+static void chan_post(spin_chan *c, uint64_t v)
+{
+    /* seq_cst store then load, against the waiter's seq_cst increment then
+     * load: one of the two sees the other, so no wake-up is lost */
+    atomic_store(&c->seq, v);
+    if (atomic_load(&c->sleepers) > 0) {
+        pthread_mutex_lock(&c->mu);
+        pthread_cond_signal(&c->cond);
+        pthread_mutex_unlock(&c->mu);
+    }
+}
+
+/* Wait until c->seq differs from old; returns the new value. */
+static uint64_t chan_wait(spin_chan *c, uint64_t old)
+{
+    uint64_t start = bench_now_ns(), v;
+
+    for (unsigned i = 1;; i++) {
+        v = atomic_load_explicit(&c->seq, memory_order_acquire);
+        if (v != old)
+            return v;
+        if (i % 64 == 0 && bench_now_ns() - start > SPIN_NS)
+            break;
+        cpu_relax();
+    }
+    pthread_mutex_lock(&c->mu);
+    atomic_fetch_add(&c->sleepers, 1);
+    while ((v = atomic_load(&c->seq)) == old)
+        pthread_cond_wait(&c->cond, &c->mu);
+    atomic_fetch_sub(&c->sleepers, 1);
+    pthread_mutex_unlock(&c->mu);
+    return v;
+}
+
+static void *spin_responder_main(void *arg)
+{
+    spinpong *sp = arg;
+    uint64_t seen = 0;
+
+    for (;;) {
+        seen = chan_wait(&sp->req, seen);
+        if (seen == SPIN_STOP)
+            break;
+        chan_post(&sp->rep, seen);
+    }
+    return NULL;
+}
+
+static size_t run_spin(size_t n, uint64_t max_ns, double *lat_us)
+{
+    spinpong sp;
+    pthread_t th;
+    uint64_t start, t0, t1;
+    size_t i;
+
+    chan_init(&sp.req);
+    chan_init(&sp.rep);
+    if (pthread_create(&th, NULL, spin_responder_main, &sp) != 0)
+        bench_die("pthread_create failed");
+    start = bench_now_ns();
+    t1 = start;
+    for (i = 0; i < n && t1 - start < max_ns; i++) {
+        t0 = bench_now_ns();
+        chan_post(&sp.req, i + 1);
+        while (chan_wait(&sp.rep, i) != i + 1) {
+        }
+        t1 = bench_now_ns();
+        lat_us[i] = (double)(t1 - t0) / 1e3;
+    }
+    chan_post(&sp.req, SPIN_STOP);
+    if (pthread_join(th, NULL) != 0)
+        bench_die("pthread_join failed");
+    chan_destroy(&sp.rep);
+    chan_destroy(&sp.req);
     return i;
 }
 
@@ -119,8 +244,7 @@ static size_t run_ms(const char *url, size_t n, uint64_t max_ns, double *lat_us,
         ms_message *reply = NULL;
 
         t0 = bench_now_ns();
-        bench_check_ms(ms_bus_request(bus, "bench.inproc.rr", payload, PAYLOAD, TIMEOUT_MS,
-                                      &reply),
+        bench_check_ms(ms_bus_request(bus, "bench.inproc.rr", payload, PAYLOAD, TIMEOUT_MS, &reply),
                        "ms_bus_request (inproc)");
         t1 = bench_now_ns();
         if (ms_message_len(reply) != PAYLOAD)
@@ -141,9 +265,9 @@ int main(int argc, char **argv)
     bench_args args;
     size_t per_round, nb = 0, nm = 0, got;
     uint64_t max_ns;
-    double *base_lat, *ms_lat;
-    double base_p50[32], ms_p50[32], base_rate[32], ms_rate[32], rate;
-    size_t nbr = 0, nmr = 0;
+    double *base_lat, *ms_lat, *spin_lat;
+    double base_p50[32], ms_p50[32], spin_p50[32], base_rate[32], ms_rate[32], rate;
+    size_t nbr = 0, nmr = 0, ns = 0, nsr = 0;
     char url[64];
     bench_result r;
     int rounds;
@@ -151,11 +275,12 @@ int main(int argc, char **argv)
     bench_args_parse(argc, argv, &args);
     rounds = args.rounds > 32 ? 32 : args.rounds;
     memset(payload, 'p', sizeof payload);
-    per_round = args.quick ? 2000 : 50000;
-    max_ns = (args.quick ? 300 : 1500) * 1000000ull;
+    per_round = args.quick ? 2000 : 40000;
+    max_ns = (args.quick ? 300 : 1000) * 1000000ull;
     base_lat = calloc((size_t)rounds * per_round, sizeof *base_lat);
     ms_lat = calloc((size_t)rounds * per_round, sizeof *ms_lat);
-    if (base_lat == NULL || ms_lat == NULL)
+    spin_lat = calloc((size_t)rounds * per_round, sizeof *spin_lat);
+    if (base_lat == NULL || ms_lat == NULL || spin_lat == NULL)
         bench_die("out of memory");
     snprintf(url, sizeof url, "inproc://bench-reqrep-%ld", (long)getpid());
     if (!args.quick) {
@@ -190,9 +315,19 @@ int main(int argc, char **argv)
                       mainstack ? "mainstack" : "bare", bench_percentile(lat, got, 50),
                       bench_percentile(lat, got, 99), rate);
         }
+        if (args.run_baseline) {
+            double *lat = spin_lat + ns;
+            got = run_spin(per_round, max_ns, lat);
+            ns += got;
+            bench_sort(lat, got);
+            spin_p50[nsr++] = bench_percentile(lat, got, 50);
+            bench_log("inproc_reqrep round %d %-9s p50 %.2f us, p99 %.2f us", round, "spin",
+                      bench_percentile(lat, got, 50), bench_percentile(lat, got, 99));
+        }
     }
     bench_sort(base_lat, nb);
     bench_sort(ms_lat, nm);
+    bench_sort(spin_lat, ns);
     bench_result_init(&r, "inproc_reqrep_p50", "us", false, 0.50);
     /* the median of the per-round medians: robust to one disturbed round */
     r.value = bench_median(ms_p50, nmr);
@@ -203,9 +338,12 @@ int main(int argc, char **argv)
     bench_result_add(&r, "baseline_p999_us", bench_percentile(base_lat, nb, 99.9));
     bench_result_add(&r, "req_per_s", bench_median(ms_rate, nmr));
     bench_result_add(&r, "baseline_req_per_s", bench_median(base_rate, nbr));
+    bench_result_add(&r, "spin_baseline_p50_us", bench_median(spin_p50, nsr));
+    bench_result_add(&r, "spin_baseline_p99_us", bench_percentile(spin_lat, ns, 99));
     bench_result_add(&r, "requests", (double)nm);
     bench_result_add(&r, "rounds", (double)rounds);
     bench_result_emit(&r);
+    free(spin_lat);
     free(ms_lat);
     free(base_lat);
     return 0;

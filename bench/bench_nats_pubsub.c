@@ -55,8 +55,8 @@ static void fill_payload(unsigned char *buf, size_t len)
         buf[i] = (unsigned char)('a' + i % 26);
 }
 
-static void finish(const run_cfg *cfg, bench_counter *c, uint64_t t0, uint64_t t1,
-                   uint64_t dropped, run_out *out)
+static void finish(const run_cfg *cfg, bench_counter *c, uint64_t t0, uint64_t t1, uint64_t dropped,
+                   run_out *out)
 {
     out->received = atomic_load(&c->count);
     out->dropped = dropped;
@@ -86,8 +86,7 @@ static void raw_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     natsMsg_Destroy(msg);
 }
 
-static void raw_on_meta_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
-                            void *closure)
+static void raw_on_meta_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     const char *id = NULL;
 
@@ -107,15 +106,13 @@ static uint64_t raw_dropped(void *closure)
     return (uint64_t)d;
 }
 
-static void raw_publish_meta(natsConnection *nc, const char *subject, const void *data,
-                             size_t len)
+static void raw_publish_meta(natsConnection *nc, const char *subject, const void *data, size_t len)
 {
     natsMsg *m = NULL;
 
     bench_check_nats(natsMsg_Create(&m, subject, NULL, data, (int)len), "natsMsg_Create");
     for (size_t h = 0; h < sizeof raw_meta / sizeof raw_meta[0]; h++)
-        bench_check_nats(natsMsgHeader_Set(m, raw_meta[h][0], raw_meta[h][1]),
-                         "natsMsgHeader_Set");
+        bench_check_nats(natsMsgHeader_Set(m, raw_meta[h][0], raw_meta[h][1]), "natsMsgHeader_Set");
     bench_check_nats(natsConnection_PublishMsg(nc, m), "natsConnection_PublishMsg");
     natsMsg_Destroy(m);
 }
@@ -134,13 +131,12 @@ static void run_raw(const run_cfg *cfg, run_out *out)
     fill_payload(buf, cfg->payload);
     bench_counter_init(&c, cfg->count);
     bench_check_nats(natsConnection_Subscribe(&sub, sub_nc, cfg->subject,
-                                              cfg->mode == MODE_META ? raw_on_meta_msg
-                                                                     : raw_on_msg,
+                                              cfg->mode == MODE_META ? raw_on_meta_msg : raw_on_msg,
                                               &c),
                      "raw subscribe");
-    bench_check_nats(natsSubscription_SetPendingLimits(sub, pending_msgs_for(cfg->count),
-                                                       PENDING_BYTES),
-                     "raw pending limits");
+    bench_check_nats(
+        natsSubscription_SetPendingLimits(sub, pending_msgs_for(cfg->count), PENDING_BYTES),
+        "raw pending limits");
     bench_check_nats(natsConnection_Flush(sub_nc), "raw flush (subscriber)");
 
     t0 = bench_now_ns();
@@ -148,15 +144,14 @@ static void run_raw(const run_cfg *cfg, run_out *out)
         if (cfg->mode == MODE_META)
             raw_publish_meta(pub_nc, cfg->subject, buf, cfg->payload);
         else
-            bench_check_nats(natsConnection_Publish(pub_nc, cfg->subject, buf,
-                                                    (int)cfg->payload),
+            bench_check_nats(natsConnection_Publish(pub_nc, cfg->subject, buf, (int)cfg->payload),
                              "raw publish");
     }
     bench_check_nats(natsConnection_FlushTimeout(pub_nc, 30000), "raw flush (publisher)");
     t1 = bench_counter_wait(&c, raw_dropped, sub, 3000);
     finish(cfg, &c, t0, t1, raw_dropped(sub), out);
 
-    natsSubscription_Unsubscribe(sub);
+    bench_check_nats(natsSubscription_Unsubscribe(sub), "raw unsubscribe");
     natsSubscription_Destroy(sub);
     natsConnection_Destroy(pub_nc);
     natsConnection_Destroy(sub_nc);
@@ -171,8 +166,7 @@ static void ms_on_msg(ms_bus *bus, ms_subscription *sub, const ms_message *msg, 
     bench_counter_hit(closure);
 }
 
-static void ms_on_meta_msg(ms_bus *bus, ms_subscription *sub, const ms_message *msg,
-                           void *closure)
+static void ms_on_meta_msg(ms_bus *bus, ms_subscription *sub, const ms_message *msg, void *closure)
 {
     if (ms_message_id(msg) == NULL)
         bench_die("mainstack subscriber: message without an id");
@@ -226,8 +220,7 @@ static void run_ms(const run_cfg *cfg, run_out *out)
     ms_id_new(correlation);
     bench_counter_init(&c, cfg->count);
     bench_check_ms(ms_bus_subscribe(sub_bus, cfg->subject, NULL,
-                                    cfg->mode == MODE_META ? ms_on_meta_msg : ms_on_msg, &c,
-                                    &sub),
+                                    cfg->mode == MODE_META ? ms_on_meta_msg : ms_on_msg, &c, &sub),
                    "ms_bus_subscribe");
     bench_check_ms(ms_bus_flush(sub_bus, 5000), "ms_bus_flush (subscriber)");
 
@@ -291,8 +284,8 @@ static void run_case(const bench_args *args, const bench_server *srv, const benc
                 continue;
             if (!mainstack && !args->run_baseline)
                 continue;
-            snprintf(subject, sizeof subject, "bench.%s.%s.%d", bc->name,
-                     mainstack ? "ms" : "raw", round);
+            snprintf(subject, sizeof subject, "bench.%s.%s.%d", bc->name, mainstack ? "ms" : "raw",
+                     round);
             cfg.subject = subject;
             if (mainstack) {
                 run_ms(&cfg, &out);
@@ -306,8 +299,8 @@ static void run_case(const bench_args *args, const bench_server *srv, const benc
                 raw_lost += cfg.count - out.received;
             }
             bench_log("%s round %d %-9s %.0f msgs/s (%llu msgs, %llu dropped)", bc->name, round,
-                      mainstack ? "mainstack" : "raw", out.rate,
-                      (unsigned long long)out.received, (unsigned long long)out.dropped);
+                      mainstack ? "mainstack" : "raw", out.rate, (unsigned long long)out.received,
+                      (unsigned long long)out.dropped);
         }
     }
     bench_result_init(&r, bc->name, "msgs/s", true, bc->target);

@@ -118,12 +118,12 @@ static void run_raw(const run_cfg *cfg, run_out *out)
     bench_counter_init(&c, cfg->count);
     members_init(m, &c);
     for (int i = 0; i < MEMBERS; i++) {
-        bench_check_nats(natsConnection_QueueSubscribe(&rs.s[i], sub_nc, cfg->subject, QUEUE,
-                                                       raw_on_msg, &m[i]),
-                         "raw queue subscribe");
-        bench_check_nats(natsSubscription_SetPendingLimits(rs.s[i], pending_msgs_for(cfg->count),
-                                                           INT_MAX),
-                         "raw pending limits");
+        bench_check_nats(
+            natsConnection_QueueSubscribe(&rs.s[i], sub_nc, cfg->subject, QUEUE, raw_on_msg, &m[i]),
+            "raw queue subscribe");
+        bench_check_nats(
+            natsSubscription_SetPendingLimits(rs.s[i], pending_msgs_for(cfg->count), INT_MAX),
+            "raw pending limits");
     }
     bench_check_nats(natsConnection_Flush(sub_nc), "raw flush (subscribers)");
 
@@ -136,7 +136,7 @@ static void run_raw(const run_cfg *cfg, run_out *out)
     finish(cfg, &c, m, t0, t1, raw_dropped(&rs), out);
 
     for (int i = 0; i < MEMBERS; i++) {
-        natsSubscription_Unsubscribe(rs.s[i]);
+        bench_check_nats(natsSubscription_Unsubscribe(rs.s[i]), "raw unsubscribe");
         natsSubscription_Destroy(rs.s[i]);
     }
     natsConnection_Destroy(pub_nc);
@@ -193,15 +193,13 @@ static void run_ms(const run_cfg *cfg, run_out *out)
     bench_counter_init(&c, cfg->count);
     members_init(m, &c);
     for (int i = 0; i < MEMBERS; i++)
-        bench_check_ms(ms_bus_subscribe(sub_bus, cfg->subject, QUEUE, ms_on_msg, &m[i],
-                                        &ss.s[i]),
+        bench_check_ms(ms_bus_subscribe(sub_bus, cfg->subject, QUEUE, ms_on_msg, &m[i], &ss.s[i]),
                        "ms_bus_subscribe (queue)");
     bench_check_ms(ms_bus_flush(sub_bus, 5000), "ms_bus_flush (subscribers)");
 
     t0 = bench_now_ns();
     for (uint64_t i = 0; i < cfg->count; i++)
-        bench_check_ms(ms_bus_publish(pub_bus, cfg->subject, payload, PAYLOAD),
-                       "ms_bus_publish");
+        bench_check_ms(ms_bus_publish(pub_bus, cfg->subject, payload, PAYLOAD), "ms_bus_publish");
     bench_check_ms(ms_bus_flush(pub_bus, 30000), "ms_bus_flush (publisher)");
     t1 = bench_counter_wait(&c, ms_dropped, &ss, 3000);
     finish(cfg, &c, m, t0, t1, ms_dropped(&ss), out);
@@ -250,8 +248,7 @@ int main(int argc, char **argv)
             bool mainstack = (k == 1) != (round % 2 == 1);
             if (mainstack ? !args.run_mainstack : !args.run_baseline)
                 continue;
-            snprintf(subject, sizeof subject, "bench.queue.%s.%d", mainstack ? "ms" : "raw",
-                     round);
+            snprintf(subject, sizeof subject, "bench.queue.%s.%d", mainstack ? "ms" : "raw", round);
             cfg.subject = subject;
             if (mainstack) {
                 run_ms(&cfg, &out);

@@ -29,13 +29,13 @@
 typedef struct run_cfg {
     const char *url;
     const char *subject;
-    size_t max_requests;   /* stop after this many... */
-    uint64_t max_ns;       /* ...or after this long, whichever is first */
+    size_t max_requests; /* stop after this many... */
+    uint64_t max_ns;     /* ...or after this long, whichever is first */
 } run_cfg;
 
 typedef struct run_out {
-    double rate;  /* req/s */
-    size_t n;     /* requests completed (latencies written) */
+    double rate; /* req/s */
+    size_t n;    /* requests completed (latencies written) */
 } run_out;
 
 static unsigned char payload[PAYLOAD];
@@ -70,9 +70,9 @@ static void run_raw(const run_cfg *cfg, double *lat_us, run_out *out)
         natsMsg *reply = NULL;
 
         t0 = bench_now_ns();
-        bench_check_nats(natsConnection_Request(&reply, req_nc, cfg->subject, payload, PAYLOAD,
-                                                TIMEOUT_MS),
-                         "raw request");
+        bench_check_nats(
+            natsConnection_Request(&reply, req_nc, cfg->subject, payload, PAYLOAD, TIMEOUT_MS),
+            "raw request");
         t1 = bench_now_ns();
         if (natsMsg_GetDataLength(reply) != PAYLOAD)
             bench_die("raw request: reply of %d bytes", natsMsg_GetDataLength(reply));
@@ -82,7 +82,7 @@ static void run_raw(const run_cfg *cfg, double *lat_us, run_out *out)
     out->n = i;
     out->rate = t1 > start ? (double)i * 1e9 / (double)(t1 - start) : 0.0;
 
-    natsSubscription_Unsubscribe(sub);
+    bench_check_nats(natsSubscription_Unsubscribe(sub), "raw unsubscribe");
     natsSubscription_Destroy(sub);
     natsConnection_Destroy(req_nc);
     natsConnection_Destroy(rsp_nc);
@@ -114,8 +114,7 @@ static void run_ms(const run_cfg *cfg, double *lat_us, run_out *out)
         ms_message *reply = NULL;
 
         t0 = bench_now_ns();
-        bench_check_ms(ms_bus_request(req_bus, cfg->subject, payload, PAYLOAD, TIMEOUT_MS,
-                                      &reply),
+        bench_check_ms(ms_bus_request(req_bus, cfg->subject, payload, PAYLOAD, TIMEOUT_MS, &reply),
                        "ms_bus_request");
         t1 = bench_now_ns();
         if (ms_message_len(reply) != PAYLOAD)
@@ -151,7 +150,7 @@ int main(int argc, char **argv)
     memset(payload, 'r', sizeof payload);
     memset(&cfg, 0, sizeof cfg);
     cfg.max_requests = args.quick ? 2000 : 40000;
-    cfg.max_ns = (args.quick ? 300 : 1500) * 1000000ull;
+    cfg.max_ns = (args.quick ? 300 : 1000) * 1000000ull;
     raw_lat = calloc((size_t)rounds * cfg.max_requests, sizeof *raw_lat);
     ms_lat = calloc((size_t)rounds * cfg.max_requests, sizeof *ms_lat);
     if (raw_lat == NULL || ms_lat == NULL)

@@ -9,5 +9,7 @@
 #include "mainstack/message.h"
 #include "mainstack/subject.h"
 #include "mainstack/bus.h"
+#include "mainstack/component.h"
+#include "mainstack/runtime.h"
 
 #endif

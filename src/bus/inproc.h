@@ -1,21 +1,18 @@
 /*
- * inproc.h - the delivery half of the inproc transport (internal).
+ * inproc.h - internals shared by the inproc transport's files.
  *
- * inproc_transport.c (brokers, matching, publish, request/reply, flush,
- * drain, close) hands each matched message to a subscription's mailbox:
- * a bounded FIFO that, when it goes from empty to non-empty, is put on the
- * broker's worker pool. A worker runs the mailbox's handler for a batch of
- * messages at a time, so one subscription never runs concurrently with
- * itself while different ones run in parallel and a subscription costs no
- * thread. inproc_broker.c keeps the process's named brokers (index, queue
- * groups, pool); inproc_mailbox.c implements the pool, the mailboxes and
+ * inproc_transport.c: the transport table (publish, subscribe, request/reply,
+ * flush, drain, close). inproc_broker.c: the process's named brokers, each a
+ * subject index, queue groups and a worker pool. inproc_mailbox.c: the pool,
+ * the per-subscription mailboxes it runs (a bounded FIFO scheduled on the
+ * pool when it becomes non-empty, handled a batch at a time, so one
+ * subscription never runs concurrently with itself and costs no thread), and
  * the per-bus delivery tracker that flush waits on.
  */
 #ifndef MS_BUS_INPROC_H
 #define MS_BUS_INPROC_H
 
 #include <pthread.h>
-#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -50,11 +47,12 @@ typedef struct ms__inproc_tracker {
     atomic_uint_fast64_t state; /* see inproc_mailbox.c */
     pthread_mutex_t mu;
     pthread_cond_t cond;
+    char pad[64]; /* keeps the lines below off the publishers' one above */
     /* Small finished messages handed back by the workers so that the
      * publishing side, which allocated them, also frees them: malloc then
      * recycles them through its thread cache instead of two threads
      * fighting over one arena lock. One reference each; ret_mu guards ret. */
-    alignas(64) pthread_mutex_t ret_mu;
+    pthread_mutex_t ret_mu;
     atomic_size_t nret;
     ms_message *ret[MS__INPROC_RETURN_CAP];
 } ms__inproc_tracker;
@@ -97,11 +95,12 @@ typedef struct ms__inproc_mailbox {
     uint64_t visit_gen;    /* transport's, under the bus mutex */
     struct ms__inproc_mailbox *bus_prev, *bus_next; /* transport's, bus mutex */
 
-    /* The queue, on its own cache lines. Publishers append to `in`; the
-     * worker swaps it for its empty `spare` in one step and delivers the
-     * batch without the lock. */
-    alignas(64) pthread_mutex_t mu; /* guards everything below but avail */
-    pthread_cond_t cond;            /* space freed, handler returned, went idle */
+    /* The queue, on cache lines of its own (the pads keep 64 bytes between
+     * the groups). Publishers append to `in`; the worker swaps it for its
+     * empty `spare` in one step and delivers the batch without the lock. */
+    char pad0[64];
+    pthread_mutex_t mu;  /* guards everything below but avail */
+    pthread_cond_t cond; /* space freed, handler returned, went idle */
     ms__inproc_slots in;
     ms__inproc_slots spare;
     /* Messages queued or taken by the worker and not yet handled (the one
@@ -118,7 +117,8 @@ typedef struct ms__inproc_mailbox {
 
     /* = in.n, for a worker polling without the lock; on its own line so
      * that polling does not keep stealing the publishers' lock line. */
-    alignas(64) atomic_size_t avail;
+    char pad1[64];
+    atomic_size_t avail;
 } ms__inproc_mailbox;
 
 typedef struct ms__inproc_pool {

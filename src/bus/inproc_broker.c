@@ -3,11 +3,10 @@
  *
  * "inproc://name" reaches the broker called name: created by the first bus
  * that connects to the name, shared by every bus connected to it, freed by
- * the last one to go. A broker is the subject index of the subscriptions of
- * all its buses (plus their response muxes), the queue groups among them,
- * and the worker pool that runs their handlers. inproc_transport.c looks
- * subjects up under the broker's read lock and changes the index here under
- * its write lock.
+ * the last one to go. A broker is the subject index of its buses'
+ * subscriptions and response muxes, the queue groups among them and the
+ * worker pool that runs their handlers; the index changes here, under the
+ * broker's write lock.
  */
 #include <string.h>
 #include <unistd.h>

@@ -1,17 +1,16 @@
 /*
- * inproc_mailbox.c - delivery for the inproc transport: the worker pool of a
- * broker, the per-subscription mailboxes it runs, and the per-bus delivery
- * tracker that flush waits on (see inproc.h).
+ * inproc_mailbox.c - the worker pool, the per-subscription mailboxes it runs
+ * and the per-bus delivery trackers of the inproc transport (see inproc.h).
  *
- * A publisher appends to a mailbox under its mutex; only when the mailbox
- * goes from idle to non-empty does it go on the pool's ready list, and a
- * worker is signalled only if one sleeps and none is already on its way. A
- * worker swaps the mailbox's queue for an empty one in one step, runs the
- * handler on the batch without the lock, and comes back for more; a busy
- * mailbox that runs dry is polled for a moment before the worker lets it go,
- * and after its fair share it is requeued behind the others.
+ * A publisher appends to a mailbox under its mutex; a mailbox going from idle
+ * to non-empty is put on the pool's ready list, waking a worker only if one
+ * sleeps and none is on its way. A worker swaps the queue for an empty one in
+ * one step and runs the handler on the batch without the lock; a busy mailbox
+ * that runs dry is polled a moment before it is let go, and after its fair
+ * share it is requeued behind the others.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,16 +18,17 @@
 #include "core/alloc.h"
 #include "core/error.h"
 
-#define FAIR_SHARE 512 /* messages before a busy mailbox yields its worker */
-#define POLL_NS 50000  /* how long a worker polls a dry busy mailbox */
-#ifndef ACCUM_NS
-#define ACCUM_NS 4000 /* how long it lets a batch of a stream build up */
-#endif
-#define BATCH_TARGET 64     /* ... unless this many are already queued */
-#define QUEUE_MIN 16        /* first queue allocation, in slots */
-#define QUEUE_KEEP 4096     /* an idle queue larger than this is released */
-#define RETURN_BATCH 8      /* handed-back messages a publisher frees at once */
-#define RETURN_MAX_LEN 1024 /* larger payloads are freed by the worker */
+#define FAIR_SHARE 512       /* messages before a busy mailbox yields its worker */
+#define POLL_NS 20000        /* how long a worker polls a dry busy mailbox */
+#define ACCUM_SPIN_NS 2000   /* spin for a batch to build after a small one */
+#define ACCUM_SLEEP_NS 20000 /* sleep (at least) this after a large one */
+#define STREAM_BATCH 16      /* a batch this large means a stream */
+#define YIELD_AFTER_NS 500   /* a wait loop spins this long, then yields */
+#define BATCH_TARGET 64      /* take at once when this many are queued */
+#define QUEUE_MIN 16         /* first queue allocation, in slots */
+#define QUEUE_KEEP 4096      /* an idle queue larger than this is released */
+#define RETURN_BATCH 8       /* handed-back messages a publisher frees at once */
+#define RETURN_MAX_LEN 1024  /* larger payloads are freed by the worker */
 
 /* Set on the pool's worker threads, read by ms__inproc_on_worker (flush and
  * drain must not wait for deliveries from a thread that makes them).
@@ -85,17 +85,34 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-bool ms__inproc_poll_flag(atomic_bool *flag, uint64_t ns)
+/* One step of a wait loop that has spun for spun_ns: a few pause
+ * instructions at first, then yield the CPU, in case the thread we wait for
+ * shares it (a busy machine). */
+static void spin_step(uint64_t spun_ns)
 {
-    uint64_t start = ns > 0 ? now_ns() : 0;
-
-    for (unsigned i = 1;; i++) {
-        if (atomic_load_explicit(flag, memory_order_acquire))
-            return true;
-        if (ns == 0 || (i % 16 == 0 && now_ns() - start > ns))
-            return false;
+    if (spun_ns < YIELD_AFTER_NS) {
         for (int k = 0; k < 8; k++)
             cpu_relax();
+    } else {
+        (void)sched_yield(); /* cannot fail on Linux */
+    }
+}
+
+bool ms__inproc_poll_flag(atomic_bool *flag, uint64_t ns)
+{
+    uint64_t start;
+
+    if (atomic_load_explicit(flag, memory_order_acquire) || ns == 0)
+        return atomic_load_explicit(flag, memory_order_acquire);
+    start = now_ns();
+    for (;;) {
+        uint64_t spun;
+
+        if (atomic_load_explicit(flag, memory_order_acquire))
+            return true;
+        if ((spun = now_ns() - start) > ns)
+            return false;
+        spin_step(spun);
     }
 }
 
@@ -320,31 +337,39 @@ static void poll_mailbox(ms__inproc_pool *p, ms__inproc_mailbox *mb)
 {
     uint64_t start = now_ns();
 
-    for (unsigned i = 1;; i++) {
+    for (;;) {
+        uint64_t spun;
+
         if (atomic_load_explicit(&mb->avail, memory_order_acquire) > 0 ||
             atomic_load_explicit(&mb->closed, memory_order_relaxed) ||
             atomic_load_explicit(&p->nready, memory_order_relaxed) > 0)
             return;
-        for (int k = 0; k < 8; k++)
-            cpu_relax(); /* look at the publishers' line less often */
-        if (i % 8 == 0 && now_ns() - start > POLL_NS)
+        if ((spun = now_ns() - start) > POLL_NS)
             return;
+        spin_step(spun); /* also: look at the publishers' line less often */
     }
 }
 
-/* Messages kept arriving while the last batch was handled (a stream): let a
- * batch build up before taking it. Taken a few at a time, every message
- * costs the publisher cache misses on the queue and its lock; taken in
- * batches, they stay in the publisher's cache. Looks at the mailbox rarely
- * for the same reason. */
-static void let_batch_build(ms__inproc_pool *p, ms__inproc_mailbox *mb)
+/* Messages kept arriving while the last batch was handled: let a batch
+ * build up before taking it. Taken a few at a time, every message costs the
+ * publisher cache misses on the queue and its lock; taken in batches, they
+ * stay in its cache. After a small batch (a few callers, a stream starting)
+ * the worker spins a moment; after a large one (a stream going flat out)
+ * it sleeps a little, which leaves the CPU to the publishers. Either way it
+ * looks at the mailbox rarely, for the same reason. */
+static void let_batch_build(ms__inproc_pool *p, ms__inproc_mailbox *mb, bool stream)
 {
     uint64_t start = now_ns();
 
+    if (stream) {
+        struct timespec ts = {0, ACCUM_SLEEP_NS};
+        (void)nanosleep(&ts, NULL); /* EINTR: just a shorter wait */
+        return;
+    }
     for (;;) {
         for (int k = 0; k < 64; k++)
             cpu_relax();
-        if (now_ns() - start > ACCUM_NS ||
+        if (now_ns() - start > ACCUM_SPIN_NS ||
             atomic_load_explicit(&mb->avail, memory_order_relaxed) >= BATCH_TARGET ||
             atomic_load_explicit(&mb->closed, memory_order_relaxed) ||
             atomic_load_explicit(&p->nready, memory_order_relaxed) > 0)
@@ -361,7 +386,7 @@ static void run_mailbox(ms__inproc_pool *p, ms__inproc_mailbox *mb)
 {
     ms_subscription *sub = mb->sub; /* read once: its line is the publishers' */
     ms__inproc_slots batch;
-    size_t handled = 0;
+    size_t handled = 0, last = 0;
     bool requeue = false, hot;
 
     pthread_mutex_lock(&mb->mu);
@@ -382,9 +407,12 @@ static void run_mailbox(ms__inproc_pool *p, ms__inproc_mailbox *mb)
             pthread_mutex_lock(&mb->mu);
             if (mb->in.n == 0 || atomic_load_explicit(&mb->closed, memory_order_relaxed))
                 break; /* checked under the lock: nothing can be stranded */
-        } else if (handled > 0 && mb->in.n < BATCH_TARGET) {
+        } else if (handled > 0 && mb->in.n < BATCH_TARGET &&
+                   atomic_load_explicit(&mb->waiters, memory_order_relaxed) == 0 &&
+                   atomic_load_explicit(&p->nready, memory_order_relaxed) == 0) {
+            /* A stream, nobody blocked on it and no other mailbox waiting. */
             pthread_mutex_unlock(&mb->mu);
-            let_batch_build(p, mb);
+            let_batch_build(p, mb, last >= STREAM_BATCH);
             pthread_mutex_lock(&mb->mu);
             if (atomic_load_explicit(&mb->closed, memory_order_relaxed))
                 break;
@@ -394,6 +422,7 @@ static void run_mailbox(ms__inproc_pool *p, ms__inproc_mailbox *mb)
             break;
         }
         batch = mb->in;
+        last = batch.n;
         mb->in = mb->spare;
         mb->spare = (ms__inproc_slots){0};
         atomic_store_explicit(&mb->avail, 0, memory_order_relaxed);
@@ -421,19 +450,23 @@ static void run_mailbox(ms__inproc_pool *p, ms__inproc_mailbox *mb)
         }
         for (size_t i = delivered; i < batch.n; i++)
             bytes += batch.v[i].len; /* dropped, if closed meanwhile */
+        /* Room first, then the trackers: whoever a flush releases finds the
+         * queue's space already given back. */
+        pthread_mutex_lock(&mb->mu);
+        mb->count -= batch.n - settled;
+        mb->bytes -= bytes;
+        if (atomic_load_explicit(&mb->waiters, memory_order_relaxed) > 0)
+            pthread_cond_broadcast(&mb->cond); /* room for blocked publishers */
+        pthread_mutex_unlock(&mb->mu);
         release_slots(batch.v, batch.n);
         handled += batch.n;
 
         pthread_mutex_lock(&mb->mu);
-        mb->count -= batch.n - settled;
-        mb->bytes -= bytes;
         batch.n = 0;
         if (mb->spare.v == NULL && batch.cap <= QUEUE_KEEP)
             mb->spare = batch; /* reused for the next swap */
         else
             slots_free(&batch);
-        if (atomic_load_explicit(&mb->waiters, memory_order_relaxed) > 0)
-            pthread_cond_broadcast(&mb->cond); /* room for blocked publishers */
     }
     if (atomic_load_explicit(&mb->closed, memory_order_relaxed)) {
         queue_discard(mb);

@@ -1,17 +1,13 @@
 /*
- * inproc_transport.c - the inproc:// transport: buses of one process
- * talking through a named in-memory broker, with the semantics of NATS.
+ * inproc_transport.c - the inproc:// transport: the buses of one process
+ * meeting at a named in-memory broker (inproc_broker.c), NATS semantics.
  *
- * A broker (inproc_broker.c: one per name, shared by every bus connected to
- * it) holds a subject index of subscriptions under a rwlock and a worker
- * pool. Publish looks the subject up under the read lock, picks one member
- * per queue group (round robin) and queues the message into each matching
- * subscription's mailbox (inproc_mailbox.c) that has room; full ones are
- * waited for, up to publish_timeout_ms, after the lock is dropped.
- * Request/reply goes through a per-bus response mux: one wildcard entry on
- * the bus's inbox prefix that hands a reply straight to the waiting
- * requester on the replier's thread. Flush waits on the bus's delivery
- * tracker; drain and close walk the bus's own list of mailboxes.
+ * Publish looks the subject up under the broker's read lock, picks one member
+ * per queue group (round robin) and queues the message into every matching
+ * mailbox (inproc_mailbox.c) with room; full ones are waited for, up to
+ * publish_timeout_ms, after the lock is dropped. Replies go through a per-bus
+ * response mux, one wildcard entry on the bus's inbox prefix that hands each
+ * reply to its waiting requester. Flush waits on the bus's delivery tracker.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -156,8 +152,14 @@ typedef struct collector {
     ms__inproc_entry **items;
     size_t n, cap;
     bool no_memory;
+    bool groups; /* some match is in a queue group */
     ms__inproc_entry *local[COLLECT_LOCAL];
 } collector;
+
+static ms__inproc_qgroup *group_of(const ms__inproc_entry *e)
+{
+    return e->kind == MS__INPROC_MAILBOX ? ((const ms__inproc_mailbox *)e)->qg : NULL;
+}
 
 static bool collect(void *value, void *closure)
 {
@@ -182,12 +184,8 @@ static bool collect(void *value, void *closure)
         c->cap = cap;
     }
     c->items[c->n++] = value;
+    c->groups = c->groups || group_of(value) != NULL;
     return true;
-}
-
-static ms__inproc_qgroup *group_of(const ms__inproc_entry *e)
-{
-    return e->kind == MS__INPROC_MAILBOX ? ((const ms__inproc_mailbox *)e)->qg : NULL;
 }
 
 /* Keep one member of each queue group among the matches (round robin) and
@@ -255,7 +253,8 @@ static ms_status publish_message(ms_bus *bus, ms_message *m, size_t *matched)
                     ms_message_subject(m), c.n);
         goto cleanup;
     }
-    pick_queue_members(&c);
+    if (c.groups)
+        pick_queue_members(&c);
     *matched = c.n;
     for (size_t i = 0; i < c.n; i++) {
         ms__inproc_entry *e = c.items[i];
@@ -313,7 +312,8 @@ static ms_status make_message(const char *subject, const char *reply, const void
         *out = ms_message_ref(msg);
         return MS_OK;
     }
-    if ((s = ms_message_create(subject, data, len, &m)) != MS_OK)
+    /* bus.c validated subject and reply already. */
+    if ((s = ms__message_create_valid(subject, data, len, &m)) != MS_OK)
         return s;
     if (reply != NULL && (s = ms_message_set_reply(m, reply)) != MS_OK) {
         ms_message_unref(m);
@@ -484,6 +484,8 @@ static ms_status inproc_subscribe(ms_bus *bus, ms_subscription *sub)
         s = closed_error(bus, "subscribe");
         goto fail;
     }
+    /* Set before the first message can arrive: its handler may unsubscribe. */
+    sub->impl = mb;
     if ((s = ms__inproc_broker_attach(b, mb)) != MS_OK)
         goto fail;
     pthread_mutex_lock(&ib->mu);
@@ -494,10 +496,10 @@ static ms_status inproc_subscribe(ms_bus *bus, ms_subscription *sub)
     ib->mailboxes = mb; /* the list takes the creation reference */
     pthread_mutex_unlock(&ib->mu);
     pthread_rwlock_unlock(&b->lock);
-    sub->impl = mb;
     return MS_OK;
 
 fail:
+    sub->impl = NULL;
     pthread_rwlock_unlock(&b->lock);
     ms__inproc_mailbox_unref(mb);
     return s;

@@ -118,21 +118,14 @@ static void init_fields(ms_message *m)
     m->release = NULL;
 }
 
-ms_status ms_message_create(const char *subject, const void *data, size_t len, ms_message **out)
+/* The allocation and copy of ms_message_create, for a subject known to be
+ * valid. */
+static ms_status create_message(const char *subject, const void *data, size_t len,
+                                ms_message **out)
 {
-    ms_status s;
     ms_message *m;
-    size_t slen;
+    size_t slen = strlen(subject);
 
-    if (out == NULL)
-        return ms__err(MS_ERR_INVALID_ARG, "ms_message_create: out is NULL");
-    *out = NULL;
-    if (data == NULL && len > 0)
-        return ms__err(MS_ERR_INVALID_ARG, "ms_message_create: data is NULL but len is %zu", len);
-    s = ms_subject_validate(subject);
-    if (s != MS_OK)
-        return s;
-    slen = strlen(subject);
     if (len > SIZE_MAX - sizeof *m - slen - 2)
         return ms__err(MS_ERR_NO_MEMORY, "ms_message_create: payload of %zu bytes", len);
     m = ms__malloc(sizeof *m + slen + 1 + len + 1);
@@ -148,6 +141,28 @@ ms_status ms_message_create(const char *subject, const void *data, size_t len, m
     m->len = len;
     *out = m;
     return MS_OK;
+}
+
+ms_status ms_message_create(const char *subject, const void *data, size_t len, ms_message **out)
+{
+    ms_status s;
+
+    if (out == NULL)
+        return ms__err(MS_ERR_INVALID_ARG, "ms_message_create: out is NULL");
+    *out = NULL;
+    if (data == NULL && len > 0)
+        return ms__err(MS_ERR_INVALID_ARG, "ms_message_create: data is NULL but len is %zu", len);
+    s = ms_subject_validate(subject);
+    if (s != MS_OK)
+        return s;
+    return create_message(subject, data, len, out);
+}
+
+ms_status ms__message_create_valid(const char *subject, const void *data, size_t len,
+                                   ms_message **out)
+{
+    *out = NULL;
+    return create_message(subject, data, len, out);
 }
 
 ms_status ms__message_wrap(const char *subject, const char *reply, const void *data, size_t len,

@@ -18,6 +18,12 @@
 ms_status ms__message_wrap(const char *subject, const char *reply, const void *data, size_t len,
                            void *backing, void (*release)(void *), ms_message **out);
 
+/* ms_message_create for a caller that has already validated subject (the
+ * bus does, before any transport runs): skips the second validation on the
+ * publish hot path. MS_ERR_NO_MEMORY. */
+ms_status ms__message_create_valid(const char *subject, const void *data, size_t len,
+                                   ms_message **out);
+
 /* Mark read-only (published, delivered). Idempotent. */
 void ms__message_freeze(ms_message *m);
 

@@ -877,6 +877,36 @@ static void request_no_responders_and_timeout(void **state)
     ms_bus_destroy(bus);
 }
 
+/* publish_reply to a subject nobody serves: the server answers the reply
+ * inbox with a "503 no responders" status, which is not a message. */
+static void no_responders_status_is_not_delivered(void **state)
+{
+    ms_nats_server *srv = *state;
+    ms_bus *bus = NULL;
+    char *box = NULL;
+    inbox ib;
+
+    inbox_init(&ib);
+    ms_assert_ok(connect_to(ms_nats_server_url(srv), &bus));
+    ms_assert_ok(ms_bus_new_inbox(bus, &box));
+    ms_assert_ok(ms_bus_subscribe(bus, box, NULL, inbox_handler, &ib, NULL));
+    ms_assert_ok(ms_bus_flush(bus, 2000));
+    ms_assert_ok(ms_bus_publish_reply(bus, "nobody.serves", box, "?", 1));
+    ms_assert_ok(ms_bus_flush(bus, 2000));
+    ms_assert_ok(ms_bus_publish(bus, box, "", 0)); /* an empty message is delivered */
+    ms_assert_ok(ms_bus_flush(bus, 2000));
+    assert_true(wait_count(&ib.count, 1));
+    ms_test_sleep_ms(50);
+    assert_int_equal(atomic_load(&ib.count), 1);
+    pthread_mutex_lock(&ib.mu);
+    assert_int_equal(ms_message_len(ib.last), 0);
+    assert_int_equal(ms_message_header_count(ib.last), 0);
+    pthread_mutex_unlock(&ib.mu);
+    ms_bus_destroy(bus);
+    free(box);
+    inbox_reset(&ib);
+}
+
 /* A raw client sends more headers than a mainstack message may carry: the
  * subscriber skips that message and goes on with the next. */
 static void received_message_over_header_limit_is_skipped(void **state)
@@ -1365,6 +1395,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(raw_requester_gets_mainstack_reply, server_up, server_down),
     cmocka_unit_test_setup_teardown(mainstack_requester_gets_raw_reply, server_up, server_down),
     cmocka_unit_test_setup_teardown(request_no_responders_and_timeout, server_up, server_down),
+    cmocka_unit_test_setup_teardown(no_responders_status_is_not_delivered, server_up, server_down),
     cmocka_unit_test_setup_teardown(received_message_over_header_limit_is_skipped, server_up,
                                     server_down),
     cmocka_unit_test_setup_teardown(slow_consumer_drops_and_reports, server_up, server_down),

@@ -1,0 +1,180 @@
+/*
+ * cli.h - what the files of the `mstack` command share.
+ *
+ * mstack is a thin front end over the public API (<mainstack/...> only):
+ * main.c picks the verb, args.c parses its options against the verb's
+ * table, common.c connects, reads payloads, maps statuses to exit codes
+ * and prints tables and JSON, gather.c collects every reply to a fan-out
+ * request, and each cmd_<verb>.c is a few calls into the library. Names
+ * shared between these files start with cli_ (this is a program, not the
+ * library: no ms_ prefix). Output goes to stdout, diagnostics to stderr.
+ */
+#ifndef MSTACK_CLI_H
+#define MSTACK_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <mainstack/mainstack.h>
+
+/* Exit codes, documented in `mstack --help` and docs/cli.md. */
+enum {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_FAILURE = 1,       /* anything not listed below */
+    CLI_EXIT_USAGE = 2,         /* unknown verb or option, bad or missing argument,
+                                   malformed JSON input */
+    CLI_EXIT_TIMEOUT = 3,       /* no reply within --timeout */
+    CLI_EXIT_NO_RESPONDERS = 4, /* nobody subscribes to the subject / nobody answered */
+    CLI_EXIT_REMOTE = 5,        /* the service answered with an error */
+    CLI_EXIT_CONNECTION = 6,    /* no NATS server at the URL */
+    CLI_EXIT_UNHEALTHY = 7      /* health: an instance is unhealthy or not running */
+};
+
+/* The NATS URL a client verb uses without --nats and without $NATS_URL. */
+#define CLI_DEFAULT_NATS_URL "nats://127.0.0.1:4222"
+
+#define CLI_MAX_OPTIONS 24
+#define CLI_MAX_REPEAT 64
+
+/* One option of a verb. */
+typedef struct cli_option {
+    const char *name;  /* long name, without "--"; NULL ends a table */
+    char short_name;   /* 0: none */
+    const char *arg;   /* placeholder of its value ("URL"); NULL: a flag */
+    bool repeat;       /* may be given more than once (values kept in order) */
+    const char *help;  /* one line */
+} cli_option;
+
+struct cli_args;
+
+/* One verb: its help text and the function that runs it. */
+typedef struct cli_verb {
+    const char *name;
+    const char *alias;       /* a short name, or NULL */
+    const char *usage;       /* what follows "mstack <verb> " in the usage line */
+    const char *summary;     /* one line, for `mstack --help` */
+    const char *description; /* paragraphs of the verb's help */
+    const cli_option *options;
+    size_t min_positional, max_positional;
+    const char *examples; /* lines of the help's Examples section */
+    /* Returns the process exit code. */
+    int (*run)(const struct cli_verb *verb, const struct cli_args *args);
+} cli_verb;
+
+/* The parsed command line of one verb. Every string is borrowed from argv. */
+typedef struct cli_args {
+    const cli_verb *verb;
+    size_t count[CLI_MAX_OPTIONS]; /* times each option of verb->options was given */
+    const char *values[CLI_MAX_OPTIONS][CLI_MAX_REPEAT];
+    const char **positional; /* malloc'd array (cli_args_reset frees it) */
+    size_t npositional;
+} cli_args;
+
+/* The verbs (cmd_*.c). */
+extern const cli_verb cli_verb_run;
+extern const cli_verb cli_verb_publish;
+extern const cli_verb cli_verb_request;
+extern const cli_verb cli_verb_health;
+extern const cli_verb cli_verb_services;
+
+/* --- args.c ---------------------------------------------------------------- */
+
+/* Parse argv (after the verb) into *out. Returns CLI_EXIT_OK, CLI_EXIT_USAGE
+ * (the problem printed, with a pointer to --help), or -1 when --help was
+ * given and the help was printed (the caller exits 0). Free with
+ * cli_args_reset. */
+int cli_args_parse(const cli_verb *verb, int argc, char **argv, cli_args *out);
+void cli_args_reset(cli_args *a);
+/* True when the verb declares option `name`. */
+bool cli_has_option(const cli_verb *verb, const char *name);
+/* The last value of option `name` (NULL when absent). */
+const char *cli_opt(const cli_args *a, const char *name);
+/* True when flag `name` was given. */
+bool cli_flag(const cli_args *a, const char *name);
+/* Every value of a repeatable option, in order; returns how many. */
+size_t cli_opt_all(const cli_args *a, const char *name, const char *const **values);
+/* Option `name` as an integer in [min, max]; def when absent. CLI_EXIT_OK or
+ * CLI_EXIT_USAGE (printed). */
+int cli_opt_int(const cli_args *a, const char *name, int def, int min, int max, int *out);
+
+/* Help of one verb, or of mstack itself, on f. */
+void cli_print_verb_help(const cli_verb *verb, FILE *f);
+void cli_print_main_help(FILE *f);
+/* The exit code table (main.c). */
+void cli_print_exit_codes(FILE *f);
+
+/* --- common.c -------------------------------------------------------------- */
+
+/* "mstack: <message>" on stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "mstack <verb>: <message>" and "Try 'mstack <verb> --help'." on stderr;
+ * returns CLI_EXIT_USAGE. */
+int cli_usage_error(const cli_verb *verb, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The exit code for a failed call's status. */
+int cli_exit_code(ms_status s);
+
+/* The URL of a client verb: --nats, else $NATS_URL, else CLI_DEFAULT_NATS_URL. */
+const char *cli_client_url(const cli_args *a);
+/* Connect a client bus to cli_client_url. On failure the reason and what to
+ * do are printed and the exit code returned. *out is the caller's
+ * (ms_bus_destroy). */
+int cli_connect(const cli_args *a, ms_bus **out);
+/* Print the hint for a connection failure to url (status s). Returns the
+ * exit code. */
+int cli_connection_error(const char *url, ms_status s);
+
+/* The payload argument of publish/request: NULL -> empty, "-" -> stdin,
+ * else the text itself. Unless raw, it must be JSON (an error names
+ * line:column). *data is malloc'd (free()). CLI_EXIT_OK, CLI_EXIT_USAGE,
+ * CLI_EXIT_FAILURE. */
+int cli_read_payload(const cli_verb *verb, const char *arg, bool raw, char **data,
+                     size_t *len);
+
+/* Build a message on subject with payload, a new id, time and trace
+ * context, and the --type, --source, --header and --id options of a (each
+ * one optional in the verb's table). *out is the caller's. CLI_EXIT_OK or
+ * CLI_EXIT_USAGE (printed). */
+int cli_build_message(const cli_args *a, const char *subject, const char *data, size_t len,
+                      const char *default_type, ms_message **out);
+
+/* Print a JSON value on stdout: pretty (indent 2) or compact, then "\n". */
+void cli_print_json(const json_t *v, bool pretty);
+/* Print a payload: pretty JSON when it parses as JSON, else the bytes. */
+void cli_print_payload(const void *data, size_t len, bool json_mode);
+
+/* Human time for nanoseconds: "830ns", "12.4us", "3.21ms", "1.50s". */
+void cli_format_ns(double ns, char *out, size_t cap);
+
+/* A text table: headers, then rows; columns padded to their widest cell. */
+typedef struct cli_table {
+    size_t ncols;
+    size_t nrows;
+    size_t cap;
+    char **cells; /* nrows+1 rows of ncols strdup'd cells; row 0 = headers */
+} cli_table;
+
+/* ncols headers (borrowed, copied). CLI_EXIT_OK or CLI_EXIT_FAILURE. */
+int cli_table_init(cli_table *t, size_t ncols, const char *const *headers);
+/* Add a row of ncols cells (copied; NULL prints as "-"). */
+int cli_table_add(cli_table *t, const char *const *cells);
+/* Sort rows by column col then col2 (strcmp). */
+void cli_table_sort(cli_table *t, size_t col, size_t col2);
+void cli_table_print(const cli_table *t, FILE *f);
+void cli_table_reset(cli_table *t);
+
+/* --- gather.c -------------------------------------------------------------- */
+
+/* Publish data on subject with a fresh inbox as reply subject and collect
+ * every reply until timeout_ms passes or max replies arrived (0: no limit).
+ * Several subjects may be asked at once (subjects[0..nsubjects)) with the
+ * same inbox. *replies is malloc'd (cli_gather_free). Empty status
+ * messages (NATS "no responders") are not counted as replies. Returns
+ * MS_OK (even with 0 replies) or the bus status of the subscribe/publish. */
+ms_status cli_gather(ms_bus *bus, const char *const *subjects, size_t nsubjects,
+                     const void *data, size_t len, int timeout_ms, size_t max,
+                     ms_message ***replies, size_t *count);
+void cli_gather_free(ms_message **replies, size_t count);
+
+#endif
