@@ -364,10 +364,10 @@ static ms_status open_append(ns_outbox *ob, const char *path, int *fd_out, bool 
 static ms_status append_line(ns_outbox *ob, const char *path, const char *text, bool durable)
 {
     size_t len = strlen(text), off = 0, total;
-    bool nl, fresh;
+    bool nl = false, fresh = false;
     char *line;
     ms_status s;
-    int fd;
+    int fd = -1;
 
     if ((s = open_append(ob, path, &fd, &nl, &fresh)) != MS_OK)
         return s;
@@ -500,8 +500,8 @@ ms_status ns__outbox_deliver(ns_outbox *ob, json_t *record, json_t *written)
 
 ms_status ns__outbox_probe(ns_outbox *ob)
 {
-    bool nl, fresh;
-    int fd;
+    bool nl = false, fresh = false;
+    int fd = -1;
     ms_status s = open_append(ob, ob->path, &fd, &nl, &fresh);
 
     if (s != MS_OK)

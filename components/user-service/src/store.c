@@ -100,7 +100,7 @@ static ms_status read_int(us_store *st, const char *sql, long long *out)
 static ms_status migrate(us_store *st)
 {
     for (;;) {
-        long long version;
+        long long version = 0;
         char sql[64];
         ms_status s = exec(st, "BEGIN IMMEDIATE", "starting a migration");
 
