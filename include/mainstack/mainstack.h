@@ -11,6 +11,7 @@
 #include "mainstack/bus.h"
 #include "mainstack/component.h"
 #include "mainstack/runtime.h"
+#include "mainstack/stream.h"
 #include "mainstack/registry.h"
 
 #endif

@@ -30,6 +30,7 @@
 
 #include <nats/nats.h>
 
+#include "bus/nats_internal.h"
 #include "bus/transport.h"
 #include "core/alloc.h"
 #include "core/error.h"
@@ -1371,3 +1372,31 @@ const ms__transport ms__nats_transport = {
     .max_payload = nats_max_payload,
     .is_connected = nats_is_connected,
 };
+
+/* --- for nats_stream.c (nats_internal.h) ----------------------------------- */
+
+natsConnection *ms__nats_connection(ms_bus *bus)
+{
+    if (bus == NULL || bus->ops != &ms__nats_transport || bus->impl == NULL)
+        return NULL;
+    return ((nats_conn *)bus->impl)->nc;
+}
+
+ms_status ms__nats_make_msg(const char *subject, const void *data, size_t len,
+                            const ms_message *msg, natsMsg **out)
+{
+    if (len > INT_MAX)
+        return ms__err(MS_ERR_TOO_LARGE, "publish on '%s': %zu bytes is over what NATS can carry",
+                       subject, len);
+    return make_natsmsg(subject, NULL, data, len, msg, out);
+}
+
+ms_status ms__nats_wrap_msg(natsMsg *nm, ms_message **out)
+{
+    return wrap_msg(nm, out);
+}
+
+ms_status ms__nats_fail(natsStatus ns, const char *what)
+{
+    return fail(ns, "%s", what);
+}
