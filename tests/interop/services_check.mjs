@@ -447,8 +447,10 @@ async function main() {
           "user-service stats: create 3 requests, 2 errors", show(eps.create));
     check(eps.get?.num_requests === 2 && eps.get?.num_errors === 1,
           "user-service stats: get 2 requests, 1 error", show(eps.get));
-    check(eps.create?.last_error === lastCreateError,
-          "user-service stats: create last_error is the last error header", show(eps.create?.last_error));
+    // micro records "<code>:<description>" of the last error reply
+    check(eps.create?.last_error === `400:${lastCreateError}`,
+          "user-service stats: create last_error is \"<code>:<description>\" of the last error reply",
+          show(eps.create?.last_error));
     check(eps.create?.processing_time > 0, "user-service stats: create processing_time > 0 ns",
           show(eps.create?.processing_time));
     const started = Date.parse(s?.started);
