@@ -49,7 +49,8 @@ log="$dst/npm-ci.log"
 # --prefer-offline: the npm cache answers when it can (offline-friendly);
 # few retries and a timeout so that no registry fails fast.
 if ! (cd "$dst" && npm ci --no-audit --no-fund --prefer-offline --loglevel=error \
-        --fetch-retries=1 --fetch-timeout=20000) >"$log" 2>&1; then
+        --fetch-retries=1 --fetch-retry-mintimeout=1000 --fetch-retry-maxtimeout=3000 \
+        --fetch-timeout=20000) >"$log" 2>&1; then
     sed -n '1,20p' "$log" >&2
     unavailable "npm ci failed in $dst (registry unreachable?; full log: $log)"
 fi

@@ -152,9 +152,8 @@ static int run_check(ct_host *h, const json_t *expect, char **out)
 static json_t *service_of(const ms_instance *inst)
 {
     const ms_component_metadata *md = &ms_instance_ops(inst)->metadata;
-    json_t *svc = json_pack("{s:s, s:s, s:s, s:[], s:[]}", "name", md->name, "version",
-                            md->version, "description", md->description, "instances",
-                            "endpoints");
+    json_t *svc = json_pack("{s:s, s:s, s:s, s:[], s:[]}", "name", md->name, "version", md->version,
+                            "description", md->description, "instances", "endpoints");
     assert_non_null(svc);
     return svc;
 }
@@ -174,8 +173,8 @@ static void add_instance(json_t *svc, const ms_instance *inst, const json_t *met
 
 static void add_endpoint(json_t *svc, const char *name, const char *subject, const char *queue)
 {
-    json_t *e = json_pack("{s:s, s:s, s:s}", "name", name, "subject", subject, "queue_group",
-                          queue);
+    json_t *e =
+        json_pack("{s:s, s:s, s:s}", "name", name, "subject", subject, "queue_group", queue);
     assert_non_null(e);
     assert_int_equal(json_array_append_new(json_object_get(svc, "endpoints"), e), 0);
 }
@@ -184,8 +183,8 @@ static void add_endpoint(json_t *svc, const char *name, const char *subject, con
 static void add_interface_endpoints(json_t *svc)
 {
     json_error_t err;
-    json_t *iface = json_load_file(MS_SOURCE_DIR "/components/user-service/interface.json", 0,
-                                   &err);
+    json_t *iface =
+        json_load_file(MS_SOURCE_DIR "/components/user-service/interface.json", 0, &err);
     size_t i;
     json_t *e;
 
