@@ -95,14 +95,15 @@ static void deliver_task(void *arg)
             s = reply != NULL ? ms_bus_respond_msg(rt->bus, msg, reply)
                               : ms_bus_respond(rt->bus, msg, NULL, 0);
             if (s != MS_OK)
-                ms_log_kv(MS_LOG_WARN, MOD, "reply failed", "component", inst->ops->metadata.name,
-                          "subject", ms_message_subject(msg), "error", ms_last_error(), NULL);
+                ms_log_kv(MS_LOG_WARN, MOD, "reply failed", "component",
+                          inst->ops->metadata.name, "subject", ms_message_subject(msg), "error",
+                          ms_last_error(), NULL);
         }
     } else {
         int code = ms__status_http_code(st);
         bool restart = false;
-        snprintf(text, sizeof text, "%s",
-                 ms_last_error()[0] != '\0' ? ms_last_error() : ms_status_name(st));
+        snprintf(text, sizeof text, "%s", ms_last_error()[0] != '\0' ? ms_last_error()
+                                                                     : ms_status_name(st));
         ms_message_unref(reply);
         reply = NULL;
         pthread_mutex_lock(&inst->mu);
