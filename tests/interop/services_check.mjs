@@ -422,8 +422,9 @@ async function main() {
           "user-service get: the same user", show(got));
     await expectError(nc, "component.user-service.create", { email, name: "Again" }, 409, "email",
                       "user-service create, email taken");
-    await expectError(nc, "component.user-service.get", { id: "01890000-0000-7000-8000-000000000000" },
-                      404, "", "user-service get, no such user");
+    const unknown = "01890000-0000-7000-8000-000000000000";
+    await expectError(nc, "component.user-service.get", { id: unknown }, 404, unknown,
+                      "user-service get, no such user");
     lastCreateError = await expectError(nc, "component.user-service.create",
                                         { email: "not-an-address", name: "Bob" }, 400, "email",
                                         "user-service create, bad email");
