@@ -27,13 +27,21 @@ typedef struct delivery {
     ms_message *msg; /* a reference of our own */
 } delivery;
 
-static void count_error(ms__endpoint *ep, const ms_message *msg, const char *text)
+/* An endpoint's last_error is "<code>:<description>", the form nats.go's
+ * micro records (the code and text of the error reply's Nats-Service-Error-Code
+ * and Nats-Service-Error headers); the instance's is the text alone. */
+static void set_endpoint_error(ms__endpoint *ep, int code, const char *text)
+{
+    snprintf(ep->last_error, sizeof ep->last_error, "%d:%s", code, text);
+}
+
+static void count_error(ms__endpoint *ep, const ms_message *msg, int code, const char *text)
 {
     ms_instance *inst = ep->inst;
     pthread_mutex_lock(&inst->mu);
     ep->num_requests++;
     ep->num_errors++;
-    snprintf(ep->last_error, sizeof ep->last_error, "%s", text);
+    set_endpoint_error(ep, code, text);
     snprintf(inst->last_error, sizeof inst->last_error, "%s", text);
     if (ms_message_reply(msg) == NULL)
         inst->dropped++;
@@ -47,7 +55,7 @@ static void refuse(ms__endpoint *ep, const ms_message *msg, ms_status st, const 
     ms_instance *inst = ep->inst;
     char text[MS__ERRTEXT_MAX];
     snprintf(text, sizeof text, "%s instance %s: %s", inst->ops->metadata.name, inst->id, why);
-    count_error(ep, msg, text);
+    count_error(ep, msg, ms__status_http_code(st), text);
     ms_log_kv(MS_LOG_WARN, MOD, ms_message_reply(msg) != NULL ? "request refused" : "event dropped",
               "subject", ms_message_subject(msg), "reason", text, NULL);
     ms__respond_error(inst->rt, msg, st, text);
@@ -102,7 +110,7 @@ static void deliver_task(void *arg)
         ep->num_requests++;
         ep->num_errors++;
         ep->processing_ns += (uint64_t)dt;
-        snprintf(ep->last_error, sizeof ep->last_error, "%s", text);
+        set_endpoint_error(ep, code, text);
         snprintf(inst->last_error, sizeof inst->last_error, "%s", text);
         if (code >= 500) {
             inst->consecutive_failures++;

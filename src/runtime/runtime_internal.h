@@ -41,7 +41,7 @@ typedef struct ms__endpoint {
     uint64_t num_requests;
     uint64_t num_errors;
     uint64_t processing_ns;
-    char last_error[MS__ERRTEXT_MAX];
+    char last_error[MS__ERRTEXT_MAX + 16]; /* "<code>:<text>", as micro */
 } ms__endpoint;
 
 struct ms_component_ctx {
