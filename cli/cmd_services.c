@@ -17,8 +17,9 @@ static const cli_option options[] = {
     {"nats", 's', "URL", false, "NATS server (default: $NATS_URL, else " CLI_DEFAULT_NATS_URL ")"},
     {"timeout", 't', "MS", false, "how long to collect answers (default 1000)"},
     {"ping", 0, NULL, false, "only $SRV.PING: name, id and version of each instance"},
-    {"json", 0, NULL, false, "print the raw answers: {\"info\":[...],\"stats\":[...]} "
-                             "(or {\"ping\":[...]})"},
+    {"json", 0, NULL, false,
+     "print the raw answers: {\"info\":[...],\"stats\":[...]} "
+     "(or {\"ping\":[...]})"},
     {NULL, 0, NULL, false, NULL},
 };
 
@@ -73,7 +74,8 @@ static json_t *stats_of(const answers *a, const char *id)
 {
     size_t i;
     json_t *st;
-    json_array_foreach (a->stats, i, st) {
+    json_array_foreach(a->stats, i, st)
+    {
         if (strcmp(str(st, "id"), id) == 0)
             return st;
     }
@@ -85,7 +87,8 @@ static json_t *endpoint_stats(const json_t *st, const char *name)
 {
     size_t i;
     json_t *ep;
-    json_array_foreach (json_object_get(st, "endpoints"), i, ep) {
+    json_array_foreach(json_object_get(st, "endpoints"), i, ep)
+    {
         if (strcmp(str(ep, "name"), name) == 0)
             return ep;
     }
@@ -101,7 +104,8 @@ static int print_ping(const answers *a)
 
     if (cli_table_init(&t, 3, headers) != CLI_EXIT_OK)
         return CLI_EXIT_FAILURE;
-    json_array_foreach (a->ping, i, p) {
+    json_array_foreach(a->ping, i, p)
+    {
         const char *cells[] = {str(p, "name"), str(p, "id"), str(p, "version")};
         if (cli_table_add(&t, cells) != CLI_EXIT_OK)
             break;
@@ -114,8 +118,8 @@ static int print_ping(const answers *a)
 
 static int print_services(const answers *a)
 {
-    static const char *const sh[] = {"NAME",   "ID",          "VERSION", "ENDPOINTS",
-                                     "REQUESTS", "ERRORS",    "AVG LATENCY", "STARTED"};
+    static const char *const sh[] = {"NAME",     "ID",     "VERSION",     "ENDPOINTS",
+                                     "REQUESTS", "ERRORS", "AVG LATENCY", "STARTED"};
     static const char *const eh[] = {"SERVICE",  "ID",     "ENDPOINT",    "SUBJECT",   "QUEUE",
                                      "REQUESTS", "ERRORS", "AVG LATENCY", "LAST ERROR"};
     cli_table svc, eps;
@@ -129,7 +133,8 @@ static int print_services(const answers *a)
         cli_table_reset(&svc);
         return CLI_EXIT_FAILURE;
     }
-    json_array_foreach (a->info, i, info) {
+    json_array_foreach(a->info, i, info)
+    {
         const json_t *st = stats_of(a, str(info, "id"));
         json_t *endpoints = json_object_get(info, "endpoints");
         double reqs = 0, errs = 0, time_ns = 0;
@@ -137,7 +142,8 @@ static int print_services(const answers *a)
         size_t k;
         json_t *ep;
 
-        json_array_foreach (endpoints, k, ep) {
+        json_array_foreach(endpoints, k, ep)
+        {
             const json_t *es = endpoint_stats(st, str(ep, "name"));
             char ereq[24] = "-", eerr[24] = "-", elat[32] = "-";
             if (es != NULL) {
@@ -212,8 +218,8 @@ static int run(const cli_verb *verb, const cli_args *a)
         return rc;
     suffix[0] = '\0';
     if (a->npositional > 0)
-        snprintf(suffix, sizeof suffix, ".%s%s%s", a->positional[0],
-                 a->npositional > 1 ? "." : "", a->npositional > 1 ? a->positional[1] : "");
+        snprintf(suffix, sizeof suffix, ".%s%s%s", a->positional[0], a->npositional > 1 ? "." : "",
+                 a->npositional > 1 ? a->positional[1] : "");
     snprintf(s1, sizeof s1, "$SRV.%s%s", ping ? "PING" : "INFO", suffix);
     snprintf(s2, sizeof s2, "$SRV.STATS%s", suffix);
     if (ms_subject_validate(s1) != MS_OK)
@@ -239,8 +245,7 @@ static int run(const cli_verb *verb, const cli_args *a)
     }
     found = ping ? json_array_size(ans.ping) : json_array_size(ans.info);
     if (found == 0) {
-        cli_error("no service answered %s within %d ms on %s: %s", s1, timeout,
-                  cli_client_url(a),
+        cli_error("no service answered %s within %d ms on %s: %s", s1, timeout, cli_client_url(a),
                   a->npositional > 0 ? "is that name right, and is it running? ('mstack "
                                        "services' with no name lists every service)"
                                      : "start components with 'mstack run --nats URL "

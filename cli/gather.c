@@ -65,9 +65,8 @@ static void deadline_after(struct timespec *ts, int ms)
     }
 }
 
-ms_status cli_gather(ms_bus *bus, const char *const *subjects, size_t nsubjects,
-                     const void *data, size_t len, int timeout_ms, size_t max,
-                     ms_message ***replies, size_t *count)
+ms_status cli_gather(ms_bus *bus, const char *const *subjects, size_t nsubjects, const void *data,
+                     size_t len, int timeout_ms, size_t max, ms_message ***replies, size_t *count)
 {
     gather g;
     pthread_condattr_t ca;
