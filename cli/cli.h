@@ -112,6 +112,10 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * returns CLI_EXIT_USAGE. */
 int cli_usage_error(const cli_verb *verb, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* A service or component name used as one subject token: 1..64 bytes of
+ * [A-Za-z0-9_-] (component names: lower case only, [a-z0-9-]). Prints the
+ * usage error and returns CLI_EXIT_USAGE, or returns CLI_EXIT_OK. */
+int cli_check_name(const cli_verb *verb, const char *what, const char *name, bool component);
 /* The exit code for a failed call's status. */
 int cli_exit_code(ms_status s);
 

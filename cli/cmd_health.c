@@ -131,9 +131,9 @@ static int run(const cli_verb *verb, const cli_args *a)
         (rc = cli_opt_int(a, "count", 0, 0, 1000000, &count)) != CLI_EXIT_OK)
         return rc;
     if (component != NULL) {
+        if ((rc = cli_check_name(verb, "COMPONENT", component, true)) != CLI_EXIT_OK)
+            return rc;
         snprintf(subject, sizeof subject, "mainstack.health.%s.get", component);
-        if (ms_subject_validate(subject) != MS_OK)
-            return cli_usage_error(verb, "'%s' is not a component name", component);
     } else {
         snprintf(subject, sizeof subject, "mainstack.health");
     }

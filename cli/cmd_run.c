@@ -27,7 +27,7 @@
 #include "cli.h"
 
 #ifndef MSTACK_INSTALL_COMPONENTS_REL
-#define MSTACK_INSTALL_COMPONENTS_REL "../lib/mainstack/components"
+#define MSTACK_INSTALL_COMPONENTS_REL "lib/mainstack/components"
 #endif
 
 static const cli_option options[] = {
@@ -58,10 +58,13 @@ static int default_component_path(const char *extra, char **out)
     if (n <= 0) {
         exe[0] = '\0';
     } else {
+        /* <prefix>/bin/mstack -> <prefix>: drop the file, then its directory. */
         exe[n] = '\0';
-        slash = strrchr(exe, '/');
-        if (slash != NULL)
-            *slash = '\0';
+        for (int k = 0; k < 2; k++) {
+            slash = strrchr(exe, '/');
+            if (slash != NULL)
+                *slash = '\0';
+        }
     }
     cap = strlen(exe) * 2 + strlen(MSTACK_INSTALL_COMPONENTS_REL) + 32 +
           (extra != NULL ? strlen(extra) : 0);
@@ -71,7 +74,7 @@ static int default_component_path(const char *extra, char **out)
         return CLI_EXIT_FAILURE;
     }
     if (exe[0] != '\0')
-        snprintf(*out, cap, "%s%s%s/../components:%s/" MSTACK_INSTALL_COMPONENTS_REL,
+        snprintf(*out, cap, "%s%s%s/components:%s/" MSTACK_INSTALL_COMPONENTS_REL,
                  extra != NULL ? extra : "", extra != NULL ? ":" : "", exe, exe);
     else
         snprintf(*out, cap, "%s", extra != NULL ? extra : "");
@@ -318,8 +321,8 @@ const cli_verb cli_verb_run = {
         "one. A COMPONENT is a path when it contains '/' or ends in .so, otherwise a name\n"
         "looked up as <dir>/<name>.so, <dir>/lib<name>.so, <dir>/<name>/<name>.so in the\n"
         "directories of $MAINSTACK_COMPONENT_PATH, then --component-path, then the\n"
-        "build tree's components directory next to this binary (../components) and the\n"
-        "installed one (" MSTACK_INSTALL_COMPONENTS_REL ").\n"
+        "build tree's (../components from the binary's directory) and the installed\n"
+        "one (<prefix>/" MSTACK_INSTALL_COMPONENTS_REL ").\n"
         "\n"
         "Serves on --nats URL, else $NATS_URL, else in-process (inproc://mainstack: only\n"
         "this process sees the components). Prints one line per instance started, then\n"

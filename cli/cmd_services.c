@@ -16,6 +16,7 @@
 static const cli_option options[] = {
     {"nats", 's', "URL", false, "NATS server (default: $NATS_URL, else " CLI_DEFAULT_NATS_URL ")"},
     {"timeout", 't', "MS", false, "how long to collect answers (default 1000)"},
+    {"count", 'n', "N", false, "stop after N service instances answered"},
     {"ping", 0, NULL, false, "only $SRV.PING: name, id and version of each instance"},
     {"json", 0, NULL, false,
      "print the raw answers: {\"info\":[...],\"stats\":[...]} "
@@ -211,10 +212,17 @@ static int run(const cli_verb *verb, const cli_args *a)
     ms_message **replies = NULL;
     size_t n = 0, found;
     ms_bus *bus = NULL;
-    int timeout = 0, rc;
+    int timeout = 0, count = 0, rc;
     ms_status s;
 
-    if ((rc = cli_opt_int(a, "timeout", 1000, 1, 600000, &timeout)) != CLI_EXIT_OK)
+    if ((rc = cli_opt_int(a, "timeout", 1000, 1, 600000, &timeout)) != CLI_EXIT_OK ||
+        (rc = cli_opt_int(a, "count", 0, 0, 100000, &count)) != CLI_EXIT_OK)
+        return rc;
+    if (a->npositional > 0 &&
+        (rc = cli_check_name(verb, "NAME", a->positional[0], false)) != CLI_EXIT_OK)
+        return rc;
+    if (a->npositional > 1 &&
+        (rc = cli_check_name(verb, "ID", a->positional[1], false)) != CLI_EXIT_OK)
         return rc;
     suffix[0] = '\0';
     if (a->npositional > 0)
@@ -228,7 +236,9 @@ static int run(const cli_verb *verb, const cli_args *a)
     rc = cli_connect(a, &bus);
     if (rc != CLI_EXIT_OK)
         goto cleanup;
-    s = cli_gather(bus, subjects, ping ? 1 : 2, NULL, 0, timeout, 0, &replies, &n);
+    /* Each instance answers every question asked: INFO and STATS, or PING. */
+    s = cli_gather(bus, subjects, ping ? 1 : 2, NULL, 0, timeout, (size_t)count * (ping ? 1u : 2u),
+                   &replies, &n);
     if (s != MS_OK) {
         cli_error("asking %s failed: %s", s1, ms_last_error());
         rc = cli_exit_code(s);
@@ -281,7 +291,8 @@ const cli_verb cli_verb_services = {
     .description =
         "Sends $SRV.INFO and $SRV.STATS (or only $SRV.PING with --ping), for every\n"
         "service or only NAME (and instance ID), and collects every answer that arrives\n"
-        "within --timeout. Prints one row per service instance (name, id, version,\n"
+        "within --timeout (or until --count instances answered). Prints one row per service "
+        "instance (name, id, version,\n"
         "endpoints, requests, errors, average latency, start time) and one row per\n"
         "endpoint (subject, queue group, requests, errors, average latency, last\n"
         "error). Any NATS micro service is listed, mainstack component or not.\n"
