@@ -103,7 +103,14 @@ static void report(bool json_mode, json_t *event, const char *fmt, ...)
 /* The error of a failed ms_runtime_create, with what to do. */
 static int create_error(const cli_verb *verb, const char *url, const char *config, ms_status s)
 {
-    if (s == MS_ERR_CONNECTION || s == MS_ERR_AUTH)
+    if (s == MS_ERR_CONNECTION) {
+        cli_error("no NATS server at %s: start one (nats-server -a 127.0.0.1 -p 4222 -js) "
+                  "and pass its URL with --nats or NATS_URL, or leave both unset to serve "
+                  "in-process (%s)",
+                  url, ms_last_error());
+        return CLI_EXIT_CONNECTION;
+    }
+    if (s == MS_ERR_AUTH)
         return cli_connection_error(url, s);
     if (config != NULL && (s == MS_ERR_IO || s == MS_ERR_PARSE || s == MS_ERR_SCHEMA))
         return cli_usage_error(verb, "the config file %s cannot be used: %s", config,
