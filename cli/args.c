@@ -99,7 +99,8 @@ int cli_args_parse(const cli_verb *verb, int argc, char **argv, cli_args *out)
                 return cli_usage_error(verb, "unknown option '--%.*s'", (int)len, name);
             if (eq != NULL) {
                 if (verb->options[i].arg == NULL)
-                    return cli_usage_error(verb, "option --%s takes no value", verb->options[i].name);
+                    return cli_usage_error(verb, "option --%s takes no value",
+                                           verb->options[i].name);
                 value = eq + 1;
             }
         } else {
@@ -212,8 +213,7 @@ void cli_print_verb_help(const cli_verb *verb, FILE *f)
         else
             snprintf(left, sizeof left, "    --%s%s%s", o->name, o->arg != NULL ? " " : "",
                      o->arg != NULL ? o->arg : "");
-        fprintf(f, "  %-*s  %s%s\n", (int)width, left, o->help,
-                o->repeat ? " (repeatable)" : "");
+        fprintf(f, "  %-*s  %s%s\n", (int)width, left, o->help, o->repeat ? " (repeatable)" : "");
     }
     fprintf(f, "  %-*s  %s\n", (int)width, "-h, --help", "show this help");
     if (verb->examples != NULL)

@@ -39,11 +39,11 @@ enum {
 
 /* One option of a verb. */
 typedef struct cli_option {
-    const char *name;  /* long name, without "--"; NULL ends a table */
-    char short_name;   /* 0: none */
-    const char *arg;   /* placeholder of its value ("URL"); NULL: a flag */
-    bool repeat;       /* may be given more than once (values kept in order) */
-    const char *help;  /* one line */
+    const char *name; /* long name, without "--"; NULL ends a table */
+    char short_name;  /* 0: none */
+    const char *arg;  /* placeholder of its value ("URL"); NULL: a flag */
+    bool repeat;      /* may be given more than once (values kept in order) */
+    const char *help; /* one line */
 } cli_option;
 
 struct cli_args;
@@ -112,6 +112,10 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * returns CLI_EXIT_USAGE. */
 int cli_usage_error(const cli_verb *verb, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* A service or component name used as one subject token: 1..64 bytes of
+ * [A-Za-z0-9_-] (component names: lower case only, [a-z0-9-]). Prints the
+ * usage error and returns CLI_EXIT_USAGE, or returns CLI_EXIT_OK. */
+int cli_check_name(const cli_verb *verb, const char *what, const char *name, bool component);
 /* The exit code for a failed call's status. */
 int cli_exit_code(ms_status s);
 
@@ -129,8 +133,7 @@ int cli_connection_error(const char *url, ms_status s);
  * else the text itself. Unless raw, it must be JSON (an error names
  * line:column). *data is malloc'd (free()). CLI_EXIT_OK, CLI_EXIT_USAGE,
  * CLI_EXIT_FAILURE. */
-int cli_read_payload(const cli_verb *verb, const char *arg, bool raw, char **data,
-                     size_t *len);
+int cli_read_payload(const cli_verb *verb, const char *arg, bool raw, char **data, size_t *len);
 
 /* Build a message on subject with payload, a new id, time and trace
  * context, and the --type, --source, --header and --id options of a (each
@@ -172,9 +175,8 @@ void cli_table_reset(cli_table *t);
  * same inbox. *replies is malloc'd (cli_gather_free). Empty status
  * messages (NATS "no responders") are not counted as replies. Returns
  * MS_OK (even with 0 replies) or the bus status of the subscribe/publish. */
-ms_status cli_gather(ms_bus *bus, const char *const *subjects, size_t nsubjects,
-                     const void *data, size_t len, int timeout_ms, size_t max,
-                     ms_message ***replies, size_t *count);
+ms_status cli_gather(ms_bus *bus, const char *const *subjects, size_t nsubjects, const void *data,
+                     size_t len, int timeout_ms, size_t max, ms_message ***replies, size_t *count);
 void cli_gather_free(ms_message **replies, size_t count);
 
 #endif

@@ -56,7 +56,8 @@ static int collect(ms_message **replies, size_t n, json_t *list)
         if (json_is_array(json_object_get(v, "instances"))) {
             size_t k;
             json_t *inst;
-            json_array_foreach (json_object_get(v, "instances"), k, inst) {
+            json_array_foreach(json_object_get(v, "instances"), k, inst)
+            {
                 if (add_instance(list, inst, str(v, "name")) != CLI_EXIT_OK) {
                     json_decref(v);
                     return CLI_EXIT_FAILURE;
@@ -88,16 +89,21 @@ static int print_table(const json_t *list)
 
     if (cli_table_init(&t, 8, headers) != CLI_EXIT_OK)
         return CLI_EXIT_FAILURE;
-    json_array_foreach (list, i, inst) {
+    json_array_foreach(list, i, inst)
+    {
         char restarts[24];
-        const char *host = str(inst, "host_name")[0] != '\0' ? str(inst, "host_name")
-                                                             : str(inst, "host");
+        const char *host =
+            str(inst, "host_name")[0] != '\0' ? str(inst, "host_name") : str(inst, "host");
         snprintf(restarts, sizeof restarts, "%lld",
                  (long long)json_integer_value(json_object_get(inst, "restarts")));
-        const char *cells[] = {str(inst, "component"), str(inst, "instance"),
-                               str(inst, "version"),   str(inst, "state"),
-                               str(inst, "status"),    restarts,
-                               host,                   str(inst, "detail")};
+        const char *cells[] = {str(inst, "component"),
+                               str(inst, "instance"),
+                               str(inst, "version"),
+                               str(inst, "state"),
+                               str(inst, "status"),
+                               restarts,
+                               host,
+                               str(inst, "detail")};
         if (cli_table_add(&t, cells) != CLI_EXIT_OK) {
             cli_table_reset(&t);
             return CLI_EXIT_FAILURE;
@@ -125,9 +131,9 @@ static int run(const cli_verb *verb, const cli_args *a)
         (rc = cli_opt_int(a, "count", 0, 0, 1000000, &count)) != CLI_EXIT_OK)
         return rc;
     if (component != NULL) {
+        if ((rc = cli_check_name(verb, "COMPONENT", component, true)) != CLI_EXIT_OK)
+            return rc;
         snprintf(subject, sizeof subject, "mainstack.health.%s.get", component);
-        if (ms_subject_validate(subject) != MS_OK)
-            return cli_usage_error(verb, "'%s' is not a component name", component);
     } else {
         snprintf(subject, sizeof subject, "mainstack.health");
     }
@@ -158,7 +164,8 @@ static int run(const cli_verb *verb, const cli_args *a)
         rc = CLI_EXIT_NO_RESPONDERS;
         goto cleanup;
     }
-    json_array_foreach (list, i, inst) {
+    json_array_foreach(list, i, inst)
+    {
         if (!is_ok(inst))
             bad++;
     }

@@ -80,8 +80,9 @@ const cli_verb cli_verb_publish = {
     .options = options,
     .min_positional = 1,
     .max_positional = 2,
-    .examples = "  mstack publish events.user.created '{\"id\":\"u1\",\"email\":\"ada@example.com\"}'\n"
-                "  echo '{\"templates\":{\"created\":\"Hi {{name}}\"}}' | \\\n"
-                "      mstack publish mainstack.config.notification-service - --type config_change\n",
+    .examples =
+        "  mstack publish events.user.created '{\"id\":\"u1\",\"email\":\"ada@example.com\"}'\n"
+        "  echo '{\"templates\":{\"created\":\"Hi {{name}}\"}}' | \\\n"
+        "      mstack publish mainstack.config.notification-service - --type config_change\n",
     .run = run,
 };

@@ -35,8 +35,8 @@ static int print_remote_error(const cli_args *a, const char *subject, const ms_m
     if (cli_flag(a, "json")) {
         json_t *out = json_pack("{s:s, s:I}", "error", text, "code", (json_int_t)icode);
         json_t *body = NULL;
-        if (out != NULL && ms_json_parse(ms_message_data(reply), ms_message_len(reply), "reply",
-                                         &body) == MS_OK) {
+        if (out != NULL &&
+            ms_json_parse(ms_message_data(reply), ms_message_len(reply), "reply", &body) == MS_OK) {
             json_t *st = json_is_object(body) ? json_object_get(body, "status") : NULL;
             if (json_is_string(st))
                 json_object_set(out, "status", st);
@@ -123,9 +123,10 @@ const cli_verb cli_verb_request = {
     .options = options,
     .min_positional = 1,
     .max_positional = 2,
-    .examples =
-        "  mstack request component.user-service.create '{\"email\":\"ada@example.com\",\"name\":\"Ada\"}'\n"
-        "  mstack request component.user-service.list '{\"limit\":10}' --json | jq '.users[].email'\n"
-        "  mstack request '$SRV.PING.user-service' --timeout 500\n",
+    .examples = "  mstack request component.user-service.create "
+                "'{\"email\":\"ada@example.com\",\"name\":\"Ada\"}'\n"
+                "  mstack request component.user-service.list '{\"limit\":10}' --json | jq "
+                "'.users[].email'\n"
+                "  mstack request '$SRV.PING.user-service' --timeout 500\n",
     .run = run,
 };

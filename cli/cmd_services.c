@@ -16,9 +16,11 @@
 static const cli_option options[] = {
     {"nats", 's', "URL", false, "NATS server (default: $NATS_URL, else " CLI_DEFAULT_NATS_URL ")"},
     {"timeout", 't', "MS", false, "how long to collect answers (default 1000)"},
+    {"count", 'n', "N", false, "stop after N service instances answered"},
     {"ping", 0, NULL, false, "only $SRV.PING: name, id and version of each instance"},
-    {"json", 0, NULL, false, "print the raw answers: {\"info\":[...],\"stats\":[...]} "
-                             "(or {\"ping\":[...]})"},
+    {"json", 0, NULL, false,
+     "print the raw answers: {\"info\":[...],\"stats\":[...]} "
+     "(or {\"ping\":[...]})"},
     {NULL, 0, NULL, false, NULL},
 };
 
@@ -73,7 +75,8 @@ static json_t *stats_of(const answers *a, const char *id)
 {
     size_t i;
     json_t *st;
-    json_array_foreach (a->stats, i, st) {
+    json_array_foreach(a->stats, i, st)
+    {
         if (strcmp(str(st, "id"), id) == 0)
             return st;
     }
@@ -85,7 +88,8 @@ static json_t *endpoint_stats(const json_t *st, const char *name)
 {
     size_t i;
     json_t *ep;
-    json_array_foreach (json_object_get(st, "endpoints"), i, ep) {
+    json_array_foreach(json_object_get(st, "endpoints"), i, ep)
+    {
         if (strcmp(str(ep, "name"), name) == 0)
             return ep;
     }
@@ -101,7 +105,8 @@ static int print_ping(const answers *a)
 
     if (cli_table_init(&t, 3, headers) != CLI_EXIT_OK)
         return CLI_EXIT_FAILURE;
-    json_array_foreach (a->ping, i, p) {
+    json_array_foreach(a->ping, i, p)
+    {
         const char *cells[] = {str(p, "name"), str(p, "id"), str(p, "version")};
         if (cli_table_add(&t, cells) != CLI_EXIT_OK)
             break;
@@ -114,8 +119,8 @@ static int print_ping(const answers *a)
 
 static int print_services(const answers *a)
 {
-    static const char *const sh[] = {"NAME",   "ID",          "VERSION", "ENDPOINTS",
-                                     "REQUESTS", "ERRORS",    "AVG LATENCY", "STARTED"};
+    static const char *const sh[] = {"NAME",     "ID",     "VERSION",     "ENDPOINTS",
+                                     "REQUESTS", "ERRORS", "AVG LATENCY", "STARTED"};
     static const char *const eh[] = {"SERVICE",  "ID",     "ENDPOINT",    "SUBJECT",   "QUEUE",
                                      "REQUESTS", "ERRORS", "AVG LATENCY", "LAST ERROR"};
     cli_table svc, eps;
@@ -129,7 +134,8 @@ static int print_services(const answers *a)
         cli_table_reset(&svc);
         return CLI_EXIT_FAILURE;
     }
-    json_array_foreach (a->info, i, info) {
+    json_array_foreach(a->info, i, info)
+    {
         const json_t *st = stats_of(a, str(info, "id"));
         json_t *endpoints = json_object_get(info, "endpoints");
         double reqs = 0, errs = 0, time_ns = 0;
@@ -137,7 +143,8 @@ static int print_services(const answers *a)
         size_t k;
         json_t *ep;
 
-        json_array_foreach (endpoints, k, ep) {
+        json_array_foreach(endpoints, k, ep)
+        {
             const json_t *es = endpoint_stats(st, str(ep, "name"));
             char ereq[24] = "-", eerr[24] = "-", elat[32] = "-";
             if (es != NULL) {
@@ -205,15 +212,22 @@ static int run(const cli_verb *verb, const cli_args *a)
     ms_message **replies = NULL;
     size_t n = 0, found;
     ms_bus *bus = NULL;
-    int timeout = 0, rc;
+    int timeout = 0, count = 0, rc;
     ms_status s;
 
-    if ((rc = cli_opt_int(a, "timeout", 1000, 1, 600000, &timeout)) != CLI_EXIT_OK)
+    if ((rc = cli_opt_int(a, "timeout", 1000, 1, 600000, &timeout)) != CLI_EXIT_OK ||
+        (rc = cli_opt_int(a, "count", 0, 0, 100000, &count)) != CLI_EXIT_OK)
+        return rc;
+    if (a->npositional > 0 &&
+        (rc = cli_check_name(verb, "NAME", a->positional[0], false)) != CLI_EXIT_OK)
+        return rc;
+    if (a->npositional > 1 &&
+        (rc = cli_check_name(verb, "ID", a->positional[1], false)) != CLI_EXIT_OK)
         return rc;
     suffix[0] = '\0';
     if (a->npositional > 0)
-        snprintf(suffix, sizeof suffix, ".%s%s%s", a->positional[0],
-                 a->npositional > 1 ? "." : "", a->npositional > 1 ? a->positional[1] : "");
+        snprintf(suffix, sizeof suffix, ".%s%s%s", a->positional[0], a->npositional > 1 ? "." : "",
+                 a->npositional > 1 ? a->positional[1] : "");
     snprintf(s1, sizeof s1, "$SRV.%s%s", ping ? "PING" : "INFO", suffix);
     snprintf(s2, sizeof s2, "$SRV.STATS%s", suffix);
     if (ms_subject_validate(s1) != MS_OK)
@@ -222,7 +236,9 @@ static int run(const cli_verb *verb, const cli_args *a)
     rc = cli_connect(a, &bus);
     if (rc != CLI_EXIT_OK)
         goto cleanup;
-    s = cli_gather(bus, subjects, ping ? 1 : 2, NULL, 0, timeout, 0, &replies, &n);
+    /* Each instance answers every question asked: INFO and STATS, or PING. */
+    s = cli_gather(bus, subjects, ping ? 1 : 2, NULL, 0, timeout, (size_t)count * (ping ? 1u : 2u),
+                   &replies, &n);
     if (s != MS_OK) {
         cli_error("asking %s failed: %s", s1, ms_last_error());
         rc = cli_exit_code(s);
@@ -239,8 +255,7 @@ static int run(const cli_verb *verb, const cli_args *a)
     }
     found = ping ? json_array_size(ans.ping) : json_array_size(ans.info);
     if (found == 0) {
-        cli_error("no service answered %s within %d ms on %s: %s", s1, timeout,
-                  cli_client_url(a),
+        cli_error("no service answered %s within %d ms on %s: %s", s1, timeout, cli_client_url(a),
                   a->npositional > 0 ? "is that name right, and is it running? ('mstack "
                                        "services' with no name lists every service)"
                                      : "start components with 'mstack run --nats URL "
@@ -276,7 +291,8 @@ const cli_verb cli_verb_services = {
     .description =
         "Sends $SRV.INFO and $SRV.STATS (or only $SRV.PING with --ping), for every\n"
         "service or only NAME (and instance ID), and collects every answer that arrives\n"
-        "within --timeout. Prints one row per service instance (name, id, version,\n"
+        "within --timeout (or until --count instances answered). Prints one row per service "
+        "instance (name, id, version,\n"
         "endpoints, requests, errors, average latency, start time) and one row per\n"
         "endpoint (subject, queue group, requests, errors, average latency, last\n"
         "error). Any NATS micro service is listed, mainstack component or not.\n"

@@ -35,6 +35,23 @@ int cli_usage_error(const cli_verb *verb, const char *fmt, ...)
     return CLI_EXIT_USAGE;
 }
 
+int cli_check_name(const cli_verb *verb, const char *what, const char *name, bool component)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 64)
+        return cli_usage_error(verb, "%s '%s': expected 1 to 64 characters", what, name);
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                  (!component && ((c >= 'A' && c <= 'Z') || c == '_'));
+        if (!ok)
+            return cli_usage_error(
+                verb, "%s '%s': character '%c' at %zu is not allowed (%s)", what, name, c, i + 1,
+                component ? "a component name is [a-z0-9-]" : "a service name is [A-Za-z0-9_-]");
+    }
+    return CLI_EXIT_OK;
+}
+
 int cli_exit_code(ms_status s)
 {
     switch (s) {

@@ -65,9 +65,8 @@ static void deadline_after(struct timespec *ts, int ms)
     }
 }
 
-ms_status cli_gather(ms_bus *bus, const char *const *subjects, size_t nsubjects,
-                     const void *data, size_t len, int timeout_ms, size_t max,
-                     ms_message ***replies, size_t *count)
+ms_status cli_gather(ms_bus *bus, const char *const *subjects, size_t nsubjects, const void *data,
+                     size_t len, int timeout_ms, size_t max, ms_message ***replies, size_t *count)
 {
     gather g;
     pthread_condattr_t ca;
@@ -80,12 +79,20 @@ ms_status cli_gather(ms_bus *bus, const char *const *subjects, size_t nsubjects,
     *count = 0;
     memset(&g, 0, sizeof g);
     g.max = max;
+    /* The deadline is on the monotonic clock: a wall-clock step must not
+     * cut the collection short or stretch it. */
     if (pthread_condattr_init(&ca) != 0)
         return MS_ERR_INTERNAL;
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_mutex_init(&g.mu, NULL);
-    pthread_cond_init(&g.cv, &ca);
+    if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&g.cv, &ca) != 0) {
+        pthread_condattr_destroy(&ca);
+        return MS_ERR_INTERNAL;
+    }
     pthread_condattr_destroy(&ca);
+    if (pthread_mutex_init(&g.mu, NULL) != 0) {
+        pthread_cond_destroy(&g.cv);
+        return MS_ERR_INTERNAL;
+    }
 
     s = ms_bus_new_inbox(bus, &inbox);
     if (s != MS_OK)
