@@ -11,5 +11,6 @@
 #include "mainstack/bus.h"
 #include "mainstack/component.h"
 #include "mainstack/runtime.h"
+#include "mainstack/proc.h"
 
 #endif
