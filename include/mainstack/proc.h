@@ -96,7 +96,7 @@ typedef struct ms_proc_result {
                             * output itself may contain NULs: use output_len);
                             * "" when nothing was captured; NULL before a run */
     size_t output_len;
-    char error[256];       /* why it failed to spawn, or a note; "" if none */
+    char error[256]; /* why it failed to spawn, or a note; "" if none */
 } ms_proc_result;
 
 /* Zero the result (output NULL). */

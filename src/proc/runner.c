@@ -42,11 +42,11 @@ struct ms_proc_runner {
     bool stopping;
     unsigned max_running;
     uint64_t next_id;
-    size_t active;                  /* queued + live + in a callback */
+    size_t active;                     /* queued + live + in a callback */
     ms__proc *queue_head, *queue_tail; /* not spawned yet */
-    ms__proc *live;                 /* spawned, doubly linked */
+    ms__proc *live;                    /* spawned, doubly linked */
     unsigned nlive;
-    int wake_tag;                   /* its address marks the eventfd in epoll */
+    int wake_tag; /* its address marks the eventfd in epoll */
 };
 
 void ms_proc_runner_options_init(ms_proc_runner_options *o)
@@ -360,8 +360,7 @@ ms_status ms_proc_runner_start(ms_proc_runner *r, const ms_proc_spec *spec, ms_p
     if (r->stopping) {
         pthread_mutex_unlock(&r->mu);
         ms__proc_free(p);
-        return ms__err(MS_ERR_CLOSED, "proc '%s': the runner is being destroyed",
-                       spec->argv[0]);
+        return ms__err(MS_ERR_CLOSED, "proc '%s': the runner is being destroyed", spec->argv[0]);
     }
     p->id = ++r->next_id;
     if (r->queue_tail)

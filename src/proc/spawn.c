@@ -219,9 +219,8 @@ static ms_status validate(const ms_proc_spec *s)
     for (size_t i = 0; s->env != NULL && s->env[i] != NULL; i++) {
         const char *eq = strchr(s->env[i], '=');
         if (eq == NULL || eq == s->env[i])
-            return ms__err(MS_ERR_INVALID_ARG,
-                           "proc '%s': env[%zu] '%.64s' is not NAME=value", s->argv[0], i,
-                           s->env[i]);
+            return ms__err(MS_ERR_INVALID_ARG, "proc '%s': env[%zu] '%.64s' is not NAME=value",
+                           s->argv[0], i, s->env[i]);
     }
     if (s->timeout_ms <= 0)
         return ms__err(MS_ERR_INVALID_ARG, "proc '%s': timeout_ms %d must be > 0", s->argv[0],
@@ -399,13 +398,12 @@ static _Noreturn void child_exec(const child_args *a)
             eacces = true;
             continue;
         }
-        if (err == ENOENT || err == ENOTDIR || err == ESTALE || err == ENODEV ||
-            err == ETIMEDOUT)
+        if (err == ENOENT || err == ENOTDIR || err == ESTALE || err == ENODEV || err == ETIMEDOUT)
             continue;
         break;
     }
-    if (eacces && (err == ENOENT || err == ENOTDIR || err == ESTALE || err == ENODEV ||
-                   err == ETIMEDOUT))
+    if (eacces &&
+        (err == ENOENT || err == ENOTDIR || err == ESTALE || err == ENODEV || err == ETIMEDOUT))
         err = EACCES;
     child_fail(a->exec_fd, STAGE_EXEC, err);
 }
@@ -540,8 +538,8 @@ void ms__proc_exec_failed(ms__proc *p, int stage, int err)
         snprintf(p->res.error, sizeof p->res.error, "proc '%s': cwd '%s': %s", p->argv[0],
                  p->cwd ? p->cwd : "", strerror(err));
     else if (stage == STAGE_EXEC && strchr(p->argv[0], '/') == NULL && err == ENOENT)
-        snprintf(p->res.error, sizeof p->res.error, "proc '%s': %s (not found in PATH)",
-                 p->argv[0], strerror(err));
+        snprintf(p->res.error, sizeof p->res.error, "proc '%s': %s (not found in PATH)", p->argv[0],
+                 strerror(err));
     else if (stage == STAGE_EXEC)
         snprintf(p->res.error, sizeof p->res.error, "proc '%s': %s", p->argv[0], strerror(err));
     else

@@ -136,8 +136,9 @@ static void test_argv_passed_literally(void **state)
     ms_proc_result r;
     ms_proc_result_init(&r);
     /* every shell metacharacter reaches printf as is: no shell in between */
-    const char *argv[] = {"printf", "[%s]\\n", "a b", "\"q\" 'x'", "$(echo hi)", "`id`",
-                          "; rm -rf /tmp/nothing", "*", "$HOME", "", NULL};
+    const char *argv[] = {
+        "printf", "[%s]\\n", "a b", "\"q\" 'x'", "$(echo hi)", "`id`", "; rm -rf /tmp/nothing",
+        "*",      "$HOME",   "",    NULL};
     ms_assert_ok(run(argv, &r));
     assert_int_equal(r.exit_code, 0);
     assert_string_equal(r.output, "[a b]\n[\"q\" 'x']\n[$(echo hi)]\n[`id`]\n"
