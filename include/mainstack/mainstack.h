@@ -13,5 +13,6 @@
 #include "mainstack/runtime.h"
 #include "mainstack/stream.h"
 #include "mainstack/registry.h"
+#include "mainstack/proc.h"
 
 #endif
