@@ -52,15 +52,15 @@ static const struct {
     const char *name;
     unsigned bit;
 } type_names[] = {
-    {"null", T_NULL},     {"boolean", T_BOOLEAN}, {"object", T_OBJECT}, {"array", T_ARRAY},
+    {"null", T_NULL},     {"boolean", T_BOOLEAN}, {"object", T_OBJECT},   {"array", T_ARRAY},
     {"number", T_NUMBER}, {"string", T_STRING},   {"integer", T_INTEGER},
 };
 
 /* Ignored keywords: annotations, and the identifiers that change nothing for
  * local references ($id only at the root: see compile_object). */
 static const char *const annotations[] = {
-    "title",    "description", "$comment",  "examples",         "default",
-    "format",   "deprecated",  "readOnly",  "writeOnly",        "$schema",
+    "title",       "description",      "$comment",        "examples",  "default",
+    "format",      "deprecated",       "readOnly",        "writeOnly", "$schema",
     "$vocabulary", "contentMediaType", "contentEncoding",
 };
 
@@ -233,7 +233,8 @@ static int values_equal(const json_t *a, const json_t *b, int depth)
         json_t *va;
         if (json_object_size(a) != json_object_size(b))
             return 0;
-        json_object_foreach ((json_t *)a, key, va) {
+        json_object_foreach((json_t *)a, key, va)
+        {
             json_t *vb = json_object_get(b, key);
             int r;
             if (vb == NULL)
@@ -261,7 +262,8 @@ static int depth_ok(const json_t *v, int depth)
     } else if (json_is_object(v)) {
         const char *key;
         json_t *m;
-        json_object_foreach ((json_t *)v, key, m) {
+        json_object_foreach((json_t *)v, key, m)
+        {
             if (!depth_ok(m, depth + 1))
                 return 0;
         }
@@ -340,9 +342,13 @@ static ms_status cerr(const compiler *c, ms_status st, const char *path, const c
 {
     char what[512];
     va_list ap;
+    size_t plen = strlen(path);
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
+    /* The detail buffer is 1 KiB: shorten a very deep pointer in the middle. */
+    if (plen > 240)
+        return ms__err(st, "%s: %.120s...%s: %s", c->name, path, path + plen - 100, what);
     return ms__err(st, "%s: %s: %s", c->name, path[0] ? path : "/", what);
 }
 
@@ -544,7 +550,8 @@ static ms_status compile_properties(compiler *c, node *n, const json_t *v, const
         ms__free(kpath);
         return oom(c, path);
     }
-    json_object_foreach ((json_t *)v, key, sub) {
+    json_object_foreach((json_t *)v, key, sub)
+    {
         n->props[i].name = ms__strdup(key);
         if (n->props[i].name == NULL) {
             s = oom(c, path);
@@ -561,8 +568,8 @@ static ms_status compile_properties(compiler *c, node *n, const json_t *v, const
     return s;
 }
 
-static ms_status compile_pattern_properties(compiler *c, node *n, const json_t *v,
-                                            const char *path, int depth)
+static ms_status compile_pattern_properties(compiler *c, node *n, const json_t *v, const char *path,
+                                            int depth)
 {
     const char *key;
     size_t klen;
@@ -578,7 +585,8 @@ static ms_status compile_pattern_properties(compiler *c, node *n, const json_t *
         ms__free(kpath);
         return oom(c, path);
     }
-    json_object_keylen_foreach ((json_t *)v, key, klen, sub) {
+    json_object_keylen_foreach((json_t *)v, key, klen, sub)
+    {
         pprop *p = &n->pprops[n->npprops++];
         char *ppath = pointer_append(kpath, key, klen);
         p->source = ms__strndup(key, klen);
@@ -666,7 +674,8 @@ static ms_status compile_defs(compiler *c, const json_t *v, const char *path, co
     kpath = pointer_append(path, kw, strlen(kw));
     if (kpath == NULL)
         return oom(c, path);
-    json_object_foreach ((json_t *)v, key, sub) {
+    json_object_foreach((json_t *)v, key, sub)
+    {
         s = compile_child(c, sub, kpath, key, depth + 1, &ignored);
         if (s != MS_OK)
             break;
@@ -683,14 +692,14 @@ static int is_annotation(const char *key)
     return 0;
 }
 
-static ms_status compile_object(compiler *c, node *n, const json_t *v, const char *path,
-                                int depth)
+static ms_status compile_object(compiler *c, node *n, const json_t *v, const char *path, int depth)
 {
     const char *key;
     json_t *val;
     ms_status s = MS_OK;
 
-    json_object_foreach ((json_t *)v, key, val) {
+    json_object_foreach((json_t *)v, key, val)
+    {
         if (strcmp(key, "type") == 0) {
             s = compile_type(c, n, val, path);
         } else if (strcmp(key, "properties") == 0) {
@@ -881,8 +890,7 @@ static ms_status resolve_pointer(compiler *c, const node *n, const json_t **targ
                     "'$ref' \"%s\": only local references (\"#\", \"#/...\") are supported", ref);
     if (ref[1] != '\0' && ref[1] != '/')
         return cerr(c, MS_ERR_UNSUPPORTED, n->path,
-                    "'$ref' \"%s\": anchors ($anchor) are not supported, only JSON pointers",
-                    ref);
+                    "'$ref' \"%s\": anchors ($anchor) are not supported, only JSON pointers", ref);
     canon = ms__strdup("");
     tok = ms__malloc(strlen(ref) + 1);
     if (canon == NULL || tok == NULL) {
@@ -1181,8 +1189,8 @@ static int fail(vctx *v, const node *n, const char *kw, const char *fmt, ...)
 static int validate(vctx *v, const node *n, const json_t *inst);
 
 /* Validate a child instance (object member or array element). */
-static int validate_child(vctx *v, const node *n, const json_t *child, const char *key,
-                          size_t klen, size_t index)
+static int validate_child(vctx *v, const node *n, const json_t *child, const char *key, size_t klen,
+                          size_t index)
 {
     int ok;
     if (v->depth >= MS_SCHEMA_MAX_DEPTH)
@@ -1275,9 +1283,8 @@ static int validate_object(vctx *v, const node *n, const json_t *inst)
     }
     for (size_t i = 0; i < n->nprops; i++) {
         json_t *m = json_object_get(inst, n->props[i].name);
-        if (m != NULL &&
-            !validate_child(v, n->props[i].schema, m, n->props[i].name,
-                            strlen(n->props[i].name), 0)) {
+        if (m != NULL && !validate_child(v, n->props[i].schema, m, n->props[i].name,
+                                         strlen(n->props[i].name), 0)) {
             ok = 0;
             if (sink_full(v))
                 return 0;
@@ -1285,7 +1292,8 @@ static int validate_object(vctx *v, const node *n, const json_t *inst)
     }
     if (n->npprops == 0 && n->additional == NULL)
         return ok;
-    json_object_keylen_foreach ((json_t *)inst, key, klen, member) {
+    json_object_keylen_foreach((json_t *)inst, key, klen, member)
+    {
         int matched = prop_find(n, key);
         for (size_t i = 0; i < n->npprops; i++) {
             if (!regex_match(&n->pprops[i].re, key, klen))
@@ -1323,8 +1331,7 @@ static int validate_array(vctx *v, const node *n, const json_t *inst)
     size_t size = json_array_size(inst);
 
     if (size < n->min_items) {
-        ok = fail(v, n, "minItems", "%zu items, fewer than the minimum of %zu", size,
-                  n->min_items);
+        ok = fail(v, n, "minItems", "%zu items, fewer than the minimum of %zu", size, n->min_items);
         if (sink_full(v))
             return 0;
     }
@@ -1387,7 +1394,10 @@ static NOINLINE int validate_string(vctx *v, const node *n, const json_t *inst)
         return 1;
     cps = utf8_length(str, len, &bad);
     if (cps == SIZE_MAX)
-        return fail(v, n, n->pattern_ok ? "pattern" : n->min_len ? "minLength" : "maxLength",
+        return fail(v, n,
+                    n->pattern_ok ? "pattern"
+                    : n->min_len  ? "minLength"
+                                  : "maxLength",
                     "string is not valid UTF-8 (at byte %zu)", bad);
     if (cps < n->min_len) {
         ok = fail(v, n, "minLength", "string of %zu characters, shorter than the minimum of %zu",
@@ -1523,7 +1533,7 @@ static NOINLINE int fail_enum(vctx *v, const node *n, int deep)
 }
 
 static NOINLINE int fail_alternatives(vctx *v, const node *n, const char *kw, node *const *alts,
-                             size_t count, const json_t *inst)
+                                      size_t count, const json_t *inst)
 {
     char summary[SUMMARY_MAX + 64], one[SUMMARY_MAX];
     size_t len = 0;
@@ -1533,8 +1543,8 @@ static NOINLINE int fail_alternatives(vctx *v, const node *n, const char *kw, no
     summary[0] = '\0';
     for (size_t i = 0; i < count && len < SUMMARY_MAX; i++) {
         first_error(v, alts[i], inst, one, sizeof one);
-        len += (size_t)snprintf(summary + len, sizeof summary - len, "%s[%zu] %s",
-                                i ? "; " : "", i, one);
+        len += (size_t)snprintf(summary + len, sizeof summary - len, "%s[%zu] %s", i ? "; " : "", i,
+                                one);
     }
     if (len >= SUMMARY_MAX)
         snprintf(summary + SUMMARY_MAX - 4, sizeof summary - (SUMMARY_MAX - 4), " ...");
@@ -1568,8 +1578,7 @@ static int validate_node(vctx *v, const node *n, const json_t *inst)
     if (n->has_const) {
         int eq = values_equal(inst, n->const_value, 0);
         if (eq < 0)
-            ok = fail(v, n, "const", "the value nests deeper than %d levels",
-                      MS_SCHEMA_MAX_DEPTH);
+            ok = fail(v, n, "const", "the value nests deeper than %d levels", MS_SCHEMA_MAX_DEPTH);
         else if (eq == 0)
             ok = fail(v, n, "const", "value is not the constant the schema requires");
         if (!ok && sink_full(v))

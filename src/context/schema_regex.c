@@ -493,6 +493,7 @@ ms_status ms__schema_regex_translate(const char *ecma, size_t len, char **out)
 {
     tr t = {.p = ecma, .len = len, .i = 0, .out = {0}};
     int have_atom = 0;
+    size_t open = 0, first_open = 0;
     ms_status s = MS_OK;
 
     *out = NULL;
@@ -523,10 +524,17 @@ ms_status ms__schema_regex_translate(const char *ecma, size_t len, char **out)
             } else {
                 t.i++;
             }
+            if (open++ == 0)
+                first_open = at;
             put(&t.out, "(", 1);
             have_atom = 0;
             break;
         case ')':
+            if (open == 0) {
+                s = invalid(&t, at, "unmatched ')'");
+                break;
+            }
+            open--;
             t.i++;
             put(&t.out, ")", 1);
             have_atom = 1;
@@ -589,6 +597,8 @@ ms_status ms__schema_regex_translate(const char *ecma, size_t len, char **out)
             break;
         }
     }
+    if (s == MS_OK && open > 0)
+        s = invalid(&t, first_open, "unterminated group");
     if (s == MS_OK && t.out.oom)
         s = ms__err(MS_ERR_NO_MEMORY, "translating a pattern of %zu bytes", len);
     if (s != MS_OK) {

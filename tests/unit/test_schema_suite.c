@@ -42,15 +42,16 @@ static const struct {
     {"ref.json", "escaped pointer ref", "ref targets under unknown keywords (refused)"},
 };
 
-static const char *reason_items_array = "draft7 array-form items/additionalItems (2020-12: prefixItems)";
+static const char *reason_items_array =
+    "draft7 array-form items/additionalItems (2020-12: prefixItems)";
 static const char *reason_id = "$id base URI changes (local refs only)";
 static const char *reason_remote = "remote or relative $ref (local refs only)";
 static const char *reason_siblings = "draft7 ignores $ref siblings, 2020-12 evaluates them";
 
 static int is_ignorable_sibling(const char *key)
 {
-    static const char *const ok[] = {"definitions", "$defs", "title", "description",
-                                     "$comment", "$schema", "default", "examples"};
+    static const char *const ok[] = {"definitions", "$defs",   "title",   "description",
+                                     "$comment",    "$schema", "default", "examples"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         if (strcmp(key, ok[i]) == 0)
             return 1;
@@ -65,7 +66,8 @@ static const char *skip_rule(const json_t *v)
     size_t i;
 
     if (json_is_array(v)) {
-        json_array_foreach (v, i, m) {
+        json_array_foreach(v, i, m)
+        {
             if ((r = skip_rule(m)) != NULL)
                 return r;
         }
@@ -82,12 +84,14 @@ static const char *skip_rule(const json_t *v)
         const char *ref = json_string_value(m);
         if (ref[0] != '#' || (ref[1] != '\0' && ref[1] != '/'))
             return reason_remote;
-        json_object_foreach ((json_t *)v, key, m) {
+        json_object_foreach((json_t *)v, key, m)
+        {
             if (strcmp(key, "$ref") != 0 && !is_ignorable_sibling(key))
                 return reason_siblings;
         }
     }
-    json_object_foreach ((json_t *)v, key, m) {
+    json_object_foreach((json_t *)v, key, m)
+    {
         if ((r = skip_rule(m)) != NULL)
             return r;
     }
@@ -153,7 +157,8 @@ static void run_file(const char *draft, const char *file)
         fail_msg("%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
     assert_true(json_is_array(groups));
 
-    json_array_foreach (groups, gi, group) {
+    json_array_foreach(groups, gi, group)
+    {
         const char *desc = json_string_value(json_object_get(group, "description"));
         json_t *schema = json_object_get(group, "schema");
         json_t *tests = json_object_get(group, "tests"), *t;
@@ -179,7 +184,8 @@ static void run_file(const char *draft, const char *file)
             total += json_array_size(tests);
             continue;
         }
-        json_array_foreach (tests, ti, t) {
+        json_array_foreach(tests, ti, t)
+        {
             json_t *data = json_object_get(t, "data");
             int want = json_is_true(json_object_get(t, "valid"));
             ms_schema_error *errs = NULL;
@@ -195,14 +201,14 @@ static void run_file(const char *draft, const char *file)
             } else if (got != want) {
                 print_error("schema-suite: %s/%s: \"%s\" / \"%s\": want %s, got %s%s%s\n", draft,
                             file, desc, json_string_value(json_object_get(t, "description")),
-                            want ? "valid" : "invalid", got ? "valid" : "invalid",
-                            got ? "" : ": ", got ? "" : ms_last_error());
+                            want ? "valid" : "invalid", got ? "valid" : "invalid", got ? "" : ": ",
+                            got ? "" : ms_last_error());
                 failed++;
             } else {
                 /* An invalid instance must come with at least one error. */
                 if (!got && n == 0) {
-                    print_error("schema-suite: %s/%s: \"%s\": invalid with no error\n", draft,
-                                file, desc);
+                    print_error("schema-suite: %s/%s: \"%s\": invalid with no error\n", draft, file,
+                                desc);
                     failed++;
                 } else {
                     passed++;
@@ -219,8 +225,8 @@ static void run_file(const char *draft, const char *file)
     if (skipped > 0) {
         len += (size_t)snprintf(line + len, sizeof line - len, " (%zu skipped:", skipped);
         for (size_t i = 0; i < why.n && len < sizeof line; i++)
-            len += (size_t)snprintf(line + len, sizeof line - len, "%s %zu %s",
-                                    i ? ";" : "", why.count[i], why.why[i]);
+            len += (size_t)snprintf(line + len, sizeof line - len, "%s %zu %s", i ? ";" : "",
+                                    why.count[i], why.why[i]);
         if (len < sizeof line)
             snprintf(line + len, sizeof line - len, ")");
     }
@@ -230,11 +236,11 @@ static void run_file(const char *draft, const char *file)
     assert_int_equal(passed + skipped, total);
 }
 
-#define SUITE_FILE(fn, file)                                                                     \
-    static void fn(void **state)                                                                 \
-    {                                                                                            \
-        (void)state;                                                                             \
-        run_file("draft7", file);                                                                \
+#define SUITE_FILE(fn, file)                                                                       \
+    static void fn(void **state)                                                                   \
+    {                                                                                              \
+        (void)state;                                                                               \
+        run_file("draft7", file);                                                                  \
     }
 
 SUITE_FILE(draft7_type, "type.json")
