@@ -6,6 +6,7 @@
 #include "mainstack/status.h"
 #include "mainstack/log.h"
 #include "mainstack/json.h"
+#include "mainstack/schema.h"
 #include "mainstack/message.h"
 #include "mainstack/subject.h"
 #include "mainstack/bus.h"
