@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "core/alloc.h"
 #include "core/error.h"
@@ -307,6 +308,23 @@ static ms_status migrate(ms_registry *reg)
     }
 }
 
+/* journal_mode=WAL. Switching a new file to WAL takes an exclusive lock
+ * without calling the busy handler, so processes opening one new file at
+ * once can get SQLITE_BUSY: retry within the busy timeout. A file that is
+ * not a database fails here, with SQLite's "file is not a database". */
+static ms_status set_wal(ms_registry *reg)
+{
+    for (int waited = 0;; waited += 10) {
+        int rc = sqlite3_exec(reg->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
+
+        if (rc == SQLITE_OK)
+            return MS_OK;
+        if ((rc & 0xff) != SQLITE_BUSY || waited >= BUSY_TIMEOUT_MS)
+            return ms__reg_fail(reg, "setting WAL mode");
+        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000L}, NULL);
+    }
+}
+
 /* mkdir -p of the directory part of path. */
 static ms_status make_parent_dirs(const char *path)
 {
@@ -380,9 +398,7 @@ ms_status ms_registry_open(const char *path, ms_registry **out)
     }
     sqlite3_extended_result_codes(reg->db, 1);
     sqlite3_busy_timeout(reg->db, BUSY_TIMEOUT_MS);
-    /* journal_mode answers with a row; exec discards it. A file that is not
-     * a database fails here, with SQLite's "file is not a database". */
-    if ((s = ms__reg_exec(reg, "PRAGMA journal_mode = WAL", "setting WAL mode")) != MS_OK ||
+    if ((s = set_wal(reg)) != MS_OK ||
         (s = ms__reg_exec(reg, "PRAGMA synchronous = FULL", "setting synchronous")) != MS_OK ||
         (s = ms__reg_exec(reg, "PRAGMA foreign_keys = ON", "enabling foreign keys")) != MS_OK ||
         (s = migrate(reg)) != MS_OK)

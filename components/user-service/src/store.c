@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -172,7 +173,17 @@ ms_status us__store_open(const char *path, us_store **out)
             s = db_fail(st, "setting WAL mode");
             goto fail;
         }
-        if (sqlite3_step(q) == SQLITE_ROW) {
+        /* Switching a new file to WAL takes an exclusive lock without
+         * calling the busy handler: instances opening one new file at once
+         * can get SQLITE_BUSY here, so retry within the busy timeout. */
+        for (int waited = 0;; waited += 10) {
+            rc = sqlite3_step(q);
+            if (rc != SQLITE_BUSY || waited >= BUSY_TIMEOUT_MS)
+                break;
+            sqlite3_reset(q);
+            nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000L}, NULL);
+        }
+        if (rc == SQLITE_ROW) {
             const unsigned char *mode = sqlite3_column_text(q, 0);
             wal = mode != NULL && strcmp((const char *)mode, "wal") == 0;
         }
