@@ -35,6 +35,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/message_internal.h"
+#include "core/time_util.h"
 #include "mainstack/log.h"
 
 #define NATS_DEFAULT_MAX_PAYLOAD ((size_t)1024 * 1024) /* nats-server's default */
@@ -229,15 +230,7 @@ static void fetch_max_u64(atomic_uint_fast64_t *a, uint64_t v)
 /* Absolute CLOCK_REALTIME deadline ms from now, for pthread_cond_timedwait. */
 static struct timespec deadline_in(int ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
+    return ms__deadline_in(CLOCK_REALTIME, ms);
 }
 
 static void emit(nats_conn *c, ms_bus_event ev, const char *detail)

@@ -18,6 +18,7 @@
 #include "bus/transport.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/time_util.h"
 #include "mainstack/log.h"
 #include "mainstack/subject.h"
 
@@ -138,20 +139,6 @@ ms_status ms_stream_publish(ms_bus *bus, ms_message *msg, int timeout_ms, bool *
 
 /* --- the in-process consumer ---------------------------------------------- */
 
-static struct timespec deadline_after(int ms)
-{
-    struct timespec t;
-
-    clock_gettime(CLOCK_REALTIME, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
-
 /* Append under c->mu; false when closed. Waits while full. */
 static bool ring_push_locked(ms_consumer *c, ms_message *m, uint64_t count)
 {
@@ -165,8 +152,7 @@ static bool ring_push_locked(ms_consumer *c, ms_message *m, uint64_t count)
     return true;
 }
 
-static void on_inproc_msg(ms_bus *bus, ms_subscription *sub, const ms_message *msg,
-                          void *closure)
+static void on_inproc_msg(ms_bus *bus, ms_subscription *sub, const ms_message *msg, void *closure)
 {
     ms_consumer *c = closure;
     ms_message *m = ms_message_ref((ms_message *)msg);
@@ -197,8 +183,7 @@ static ms_status inproc_open(ms_consumer *c, const ms_stream_config *cfg)
     if (c->ring == NULL || c->subs == NULL)
         return ms__err(MS_ERR_NO_MEMORY, "consumer %s: allocating its buffer", c->durable);
     for (size_t i = 0; i < n && s == MS_OK; i++) {
-        s = ms_bus_subscribe(c->bus, cfg->subjects[i], c->durable, on_inproc_msg, c,
-                             &c->subs[i]);
+        s = ms_bus_subscribe(c->bus, cfg->subjects[i], c->durable, on_inproc_msg, c, &c->subs[i]);
         if (s == MS_OK)
             c->nsubs++;
     }
@@ -207,7 +192,7 @@ static ms_status inproc_open(ms_consumer *c, const ms_stream_config *cfg)
 
 static ms_status inproc_next(ms_consumer *c, int timeout_ms, ms_delivery **out)
 {
-    struct timespec until = deadline_after(timeout_ms);
+    struct timespec until = ms__deadline_in(CLOCK_REALTIME, timeout_ms);
     inproc_slot slot;
     ms_delivery *d;
     int rc = 0;
@@ -246,8 +231,8 @@ static ms_status inproc_next(ms_consumer *c, int timeout_ms, ms_delivery **out)
 
 /* --- the API -------------------------------------------------------------- */
 
-ms_status ms_consumer_open(ms_bus *bus, const ms_stream_config *cfg,
-                           const ms_consumer_options *o, ms_consumer **out)
+ms_status ms_consumer_open(ms_bus *bus, const ms_stream_config *cfg, const ms_consumer_options *o,
+                           ms_consumer **out)
 {
     ms_consumer *c = NULL;
     ms_status s;
@@ -260,8 +245,7 @@ ms_status ms_consumer_open(ms_bus *bus, const ms_stream_config *cfg,
     if ((s = ms__stream_check_name("consumer durable name", o->durable)) != MS_OK)
         return s;
     if (o->ack_wait_ms < 0 || o->max_deliver < 0 || o->max_ack_pending < 0)
-        return ms__err(MS_ERR_INVALID_ARG, "consumer %s: limits must not be negative",
-                       o->durable);
+        return ms__err(MS_ERR_INVALID_ARG, "consumer %s: limits must not be negative", o->durable);
     if ((c = ms__calloc(1, sizeof *c)) == NULL)
         return ms__err(MS_ERR_NO_MEMORY, "consumer: allocating");
     c->bus = bus;
@@ -377,8 +361,8 @@ ms_status ms_delivery_nak(ms_delivery *d, int delay_ms)
     pthread_mutex_lock(&c->mu);
     if (c->closed || c->len == c->cap) {
         pthread_mutex_unlock(&c->mu);
-        return ms__err(c->closed ? MS_ERR_CLOSED : MS_ERR_FULL,
-                       "consumer %s: cannot requeue '%s'", c->durable, ms_message_subject(d->m));
+        return ms__err(c->closed ? MS_ERR_CLOSED : MS_ERR_FULL, "consumer %s: cannot requeue '%s'",
+                       c->durable, ms_message_subject(d->m));
     }
     c->ring[(c->head + c->len) % c->cap] =
         (inproc_slot){.m = ms_message_ref(d->m), .count = d->count + 1};

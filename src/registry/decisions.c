@@ -36,8 +36,8 @@ static ms_status check(const ms_registry_decision *d)
 static ms_status find_existing(ms_registry *reg, const ms_registry_decision *d, int64_t *id)
 {
     sqlite3_stmt *q = NULL;
-    ms_status s = ms__reg_prepare(
-        reg, "SELECT id FROM decisions WHERE component = ?1 AND event_id = ?2", &q);
+    ms_status s =
+        ms__reg_prepare(reg, "SELECT id FROM decisions WHERE component = ?1 AND event_id = ?2", &q);
 
     if (s == MS_OK)
         s = ms__reg_bind_text(reg, q, 1, d->component);
@@ -53,8 +53,8 @@ static ms_status find_existing(ms_registry *reg, const ms_registry_decision *d, 
     return s;
 }
 
-ms_status ms_registry_record_decision(ms_registry *reg, const ms_registry_decision *d,
-                                      int64_t *id, bool *fresh)
+ms_status ms_registry_record_decision(ms_registry *reg, const ms_registry_decision *d, int64_t *id,
+                                      bool *fresh)
 {
     sqlite3_stmt *q = NULL;
     char now[40];
@@ -75,24 +75,12 @@ ms_status ms_registry_record_decision(ms_registry *reg, const ms_registry_decisi
                         " event_id, subject, type, agent, detail_json)"
                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                         &q);
-    if (s == MS_OK)
-        s = ms__reg_bind_text(reg, q, 1, now);
-    if (s == MS_OK)
-        s = ms__reg_bind_text(reg, q, 2, d->component);
-    if (s == MS_OK)
-        s = ms__reg_bind_text(reg, q, 3, d->decision);
-    if (s == MS_OK)
-        s = ms__reg_bind_text(reg, q, 4, d->rule);
-    if (s == MS_OK)
-        s = ms__reg_bind_text(reg, q, 5, d->reason);
-    if (s == MS_OK)
-        s = ms__reg_bind_text(reg, q, 6, d->event_id);
-    if (s == MS_OK)
-        s = ms__reg_bind_text(reg, q, 7, d->subject);
-    if (s == MS_OK)
-        s = ms__reg_bind_text(reg, q, 8, d->type);
-    if (s == MS_OK)
-        s = ms__reg_bind_text(reg, q, 9, d->agent);
+    if (s == MS_OK) {
+        const char *texts[] = {now,         d->component, d->decision, d->rule, d->reason,
+                               d->event_id, d->subject,   d->type,     d->agent};
+
+        s = ms__reg_bind_texts(reg, q, 1, texts, 9);
+    }
     if (s == MS_OK)
         s = ms__reg_bind_json(reg, q, 10, d->detail);
     if (s == MS_OK && sqlite3_step(q) != SQLITE_DONE)
@@ -125,26 +113,14 @@ cleanup:
 ms_status ms_registry_decisions(ms_registry *reg, const char *component, int64_t before_id,
                                 size_t limit, json_t **out)
 {
-    sqlite3_stmt *q = NULL;
-    ms_status s;
+    const char *texts[] = {component};
 
     if (reg == NULL || out == NULL)
         return ms__err(MS_ERR_INVALID_ARG, "registry: decisions: reg and out are required");
-    pthread_mutex_lock(&reg->lock);
-    s = ms__reg_prepare(reg,
+    return ms__reg_list(reg,
                         "SELECT id, time, component, decision, rule, reason, event_id, subject,"
                         " type, agent, detail_json FROM decisions"
                         " WHERE (?1 IS NULL OR component = ?1) AND (?2 <= 0 OR id < ?2)"
                         " ORDER BY id DESC LIMIT ?3",
-                        &q);
-    if (s == MS_OK)
-        s = ms__reg_bind_text(reg, q, 1, component);
-    if (s == MS_OK && (sqlite3_bind_int64(q, 2, before_id) != SQLITE_OK ||
-                       sqlite3_bind_int64(q, 3, ms__reg_page(limit)) != SQLITE_OK))
-        s = ms__reg_fail(reg, "binding a value");
-    if (s == MS_OK)
-        s = ms__reg_rows_json(reg, q, out);
-    sqlite3_finalize(q);
-    pthread_mutex_unlock(&reg->lock);
-    return s;
+                        texts, 1, before_id, limit, out);
 }

@@ -13,7 +13,7 @@
 #include "registry/registry_internal.h"
 
 #define ESCALATION_COLUMNS                                                                         \
-    "id, time, component, decision_id, state, reason, detail_json, resolved_time, resolved_by,"   \
+    "id, time, component, decision_id, state, reason, detail_json, resolved_time, resolved_by,"    \
     " note"
 
 static const char *const state_names[] = {
@@ -55,10 +55,11 @@ ms_status ms_registry_escalate(ms_registry *reg, const char *component, int64_t 
     pthread_mutex_lock(&reg->lock);
     if ((s = ms__reg_begin(reg)) != MS_OK)
         goto cleanup;
-    s = ms__reg_prepare(reg,
-                        "INSERT INTO escalations (time, component, decision_id, reason, detail_json)"
-                        " VALUES (?1, ?2, ?3, ?4, ?5)",
-                        &q);
+    s = ms__reg_prepare(
+        reg,
+        "INSERT INTO escalations (time, component, decision_id, reason, detail_json)"
+        " VALUES (?1, ?2, ?3, ?4, ?5)",
+        &q);
     if (s == MS_OK)
         s = ms__reg_bind_text(reg, q, 1, now);
     if (s == MS_OK)
@@ -91,39 +92,26 @@ cleanup:
 ms_status ms_registry_escalations(ms_registry *reg, const char *component, const char *state,
                                   int64_t before_id, size_t limit, json_t **out)
 {
-    sqlite3_stmt *q = NULL;
+    const char *texts[] = {component, state};
     ms_status s;
 
     if (reg == NULL || out == NULL)
         return ms__err(MS_ERR_INVALID_ARG, "registry: escalations: reg and out are required");
     if (state != NULL && (s = ms_escalation_state_parse(state, NULL)) != MS_OK)
         return s;
-    pthread_mutex_lock(&reg->lock);
-    s = ms__reg_prepare(reg,
+    return ms__reg_list(reg,
                         "SELECT " ESCALATION_COLUMNS " FROM escalations"
                         " WHERE (?1 IS NULL OR component = ?1) AND (?2 IS NULL OR state = ?2)"
                         " AND (?3 <= 0 OR id < ?3) ORDER BY id DESC LIMIT ?4",
-                        &q);
-    if (s == MS_OK)
-        s = ms__reg_bind_text(reg, q, 1, component);
-    if (s == MS_OK)
-        s = ms__reg_bind_text(reg, q, 2, state);
-    if (s == MS_OK && (sqlite3_bind_int64(q, 3, before_id) != SQLITE_OK ||
-                       sqlite3_bind_int64(q, 4, ms__reg_page(limit)) != SQLITE_OK))
-        s = ms__reg_fail(reg, "binding a value");
-    if (s == MS_OK)
-        s = ms__reg_rows_json(reg, q, out);
-    sqlite3_finalize(q);
-    pthread_mutex_unlock(&reg->lock);
-    return s;
+                        texts, 2, before_id, limit, out);
 }
 
 /* The escalation row id, locked by the caller. */
 static ms_status get_locked(ms_registry *reg, int64_t id, json_t **out)
 {
     sqlite3_stmt *q = NULL;
-    ms_status s = ms__reg_prepare(
-        reg, "SELECT " ESCALATION_COLUMNS " FROM escalations WHERE id = ?1", &q);
+    ms_status s =
+        ms__reg_prepare(reg, "SELECT " ESCALATION_COLUMNS " FROM escalations WHERE id = ?1", &q);
     int rc;
 
     if (s != MS_OK)
@@ -164,7 +152,8 @@ static ms_status already_resolved(const json_t *row, int64_t id)
     const char *when = json_string_value(json_object_get(row, "resolved_time"));
 
     return ms__err(MS_ERR_STATE, "escalation %lld was already %s by %s at %s", (long long)id,
-                   state ? state : "resolved", by ? by : "someone", when ? when : "an unknown time");
+                   state ? state : "resolved", by ? by : "someone",
+                   when ? when : "an unknown time");
 }
 
 ms_status ms_registry_escalation_resolve(ms_registry *reg, int64_t id, bool approve,
@@ -187,14 +176,11 @@ ms_status ms_registry_escalation_resolve(ms_registry *reg, int64_t id, bool appr
                         &q);
     if (s == MS_OK && sqlite3_bind_int64(q, 1, id) != SQLITE_OK)
         s = ms__reg_fail(reg, "binding a value");
-    if (s == MS_OK)
-        s = ms__reg_bind_text(reg, q, 2, approve ? "approved" : "rejected");
-    if (s == MS_OK)
-        s = ms__reg_bind_text(reg, q, 3, note);
-    if (s == MS_OK)
-        s = ms__reg_bind_text(reg, q, 4, by);
-    if (s == MS_OK)
-        s = ms__reg_bind_text(reg, q, 5, now);
+    if (s == MS_OK) {
+        const char *texts[] = {approve ? "approved" : "rejected", note, by, now};
+
+        s = ms__reg_bind_texts(reg, q, 2, texts, 4);
+    }
     if (s == MS_OK && sqlite3_step(q) != SQLITE_DONE)
         s = ms__reg_fail(reg, "resolving an escalation");
     if (s == MS_OK) {

@@ -148,6 +148,16 @@ ms_status ms__reg_bind_json(ms_registry *reg, sqlite3_stmt *q, int i, const json
     return s;
 }
 
+ms_status ms__reg_bind_texts(ms_registry *reg, sqlite3_stmt *q, int first, const char *const *texts,
+                             int n)
+{
+    ms_status s = MS_OK;
+
+    for (int i = 0; i < n && s == MS_OK; i++)
+        s = ms__reg_bind_text(reg, q, first + i, texts[i]);
+    return s;
+}
+
 static bool ends_with_json(const char *name, size_t *stem)
 {
     size_t n = strlen(name);
@@ -242,6 +252,26 @@ ms_status ms__reg_rows_json(ms_registry *reg, sqlite3_stmt *q, json_t **out)
     }
     *out = arr;
     return MS_OK;
+}
+
+ms_status ms__reg_list(ms_registry *reg, const char *sql, const char *const *texts, int ntexts,
+                       int64_t before_id, size_t limit, json_t **out)
+{
+    sqlite3_stmt *q = NULL;
+    ms_status s;
+
+    pthread_mutex_lock(&reg->lock);
+    s = ms__reg_prepare(reg, sql, &q);
+    if (s == MS_OK)
+        s = ms__reg_bind_texts(reg, q, 1, texts, ntexts);
+    if (s == MS_OK && (sqlite3_bind_int64(q, ntexts + 1, before_id) != SQLITE_OK ||
+                       sqlite3_bind_int64(q, ntexts + 2, ms__reg_page(limit)) != SQLITE_OK))
+        s = ms__reg_fail(reg, "binding a value");
+    if (s == MS_OK)
+        s = ms__reg_rows_json(reg, q, out);
+    sqlite3_finalize(q);
+    pthread_mutex_unlock(&reg->lock);
+    return s;
 }
 
 int64_t ms__reg_page(size_t limit)

@@ -46,6 +46,9 @@ void ms__reg_rollback(ms_registry *reg);
  * (NULL binds NULL). MS_ERR_NO_MEMORY, MS_ERR_IO. */
 ms_status ms__reg_bind_text(ms_registry *reg, sqlite3_stmt *q, int i, const char *text);
 ms_status ms__reg_bind_json(ms_registry *reg, sqlite3_stmt *q, int i, const json_t *v);
+/* Bind texts[0..n) as parameters first, first+1, ... */
+ms_status ms__reg_bind_texts(ms_registry *reg, sqlite3_stmt *q, int first, const char *const *texts,
+                             int n);
 
 /* The current row of q as a JSON object keyed by column name: integers,
  * reals and texts as such, NULL as null; a column whose name ends in
@@ -56,6 +59,12 @@ ms_status ms__reg_row_json(ms_registry *reg, sqlite3_stmt *q, json_t **out);
 
 /* Step q to the end and collect every row into a new array. */
 ms_status ms__reg_rows_json(ms_registry *reg, sqlite3_stmt *q, json_t **out);
+
+/* A paged listing: sql binds texts[0..ntexts) as ?1..?n (NULL binds NULL),
+ * then before_id as ?n+1 and the page size as ?n+2; every row becomes an
+ * object of the array *out. Takes reg->lock. */
+ms_status ms__reg_list(ms_registry *reg, const char *sql, const char *const *texts, int ntexts,
+                       int64_t before_id, size_t limit, json_t **out);
 
 /* limit 0 -> the default page, capped at the largest. */
 int64_t ms__reg_page(size_t limit);

@@ -32,7 +32,8 @@ ms_status ms_registry_run_begin(ms_registry *reg, const char *component, int64_t
     ms_status s;
 
     if (reg == NULL || component == NULL || *component == '\0' || run_id == NULL)
-        return ms__err(MS_ERR_INVALID_ARG, "registry: run_begin: component and run_id are required");
+        return ms__err(MS_ERR_INVALID_ARG,
+                       "registry: run_begin: component and run_id are required");
     ms__reg_now(now);
     pthread_mutex_lock(&reg->lock);
     if ((s = ms__reg_begin(reg)) != MS_OK)
@@ -111,8 +112,8 @@ ms_status ms_registry_run_update(ms_registry *reg, int64_t run_id, const char *s
     if ((s = run_state(reg, run_id, current, sizeof current)) != MS_OK)
         goto cleanup;
     if (strcmp(current, "running") != 0) {
-        s = ms__err(MS_ERR_STATE, "run %lld already ended (%s): begin a new run",
-                    (long long)run_id, current);
+        s = ms__err(MS_ERR_STATE, "run %lld already ended (%s): begin a new run", (long long)run_id,
+                    current);
         goto cleanup;
     }
     s = ms__reg_prepare(reg,
@@ -122,12 +123,11 @@ ms_status ms_registry_run_update(ms_registry *reg, int64_t run_id, const char *s
                         &q);
     if (s == MS_OK && sqlite3_bind_int64(q, 1, run_id) != SQLITE_OK)
         s = ms__reg_fail(reg, "binding a value");
-    if (s == MS_OK)
-        s = ms__reg_bind_text(reg, q, 2, now);
-    if (s == MS_OK)
-        s = ms__reg_bind_text(reg, q, 3, step);
-    if (s == MS_OK)
-        s = ms__reg_bind_text(reg, q, 4, state);
+    if (s == MS_OK) {
+        const char *texts[] = {now, step, state};
+
+        s = ms__reg_bind_texts(reg, q, 2, texts, 3);
+    }
     if (s == MS_OK)
         s = ms__reg_bind_json(reg, q, 5, detail);
     if (s == MS_OK && sqlite3_step(q) != SQLITE_DONE)
@@ -206,28 +206,16 @@ ms_status ms_registry_run_get(ms_registry *reg, int64_t run_id, json_t **out)
     return MS_OK;
 }
 
-ms_status ms_registry_runs(ms_registry *reg, const char *component, int64_t before_id,
-                           size_t limit, json_t **out)
+ms_status ms_registry_runs(ms_registry *reg, const char *component, int64_t before_id, size_t limit,
+                           json_t **out)
 {
-    sqlite3_stmt *q = NULL;
-    ms_status s;
+    const char *texts[] = {component};
 
     if (reg == NULL || out == NULL)
         return ms__err(MS_ERR_INVALID_ARG, "registry: runs: reg and out are required");
-    pthread_mutex_lock(&reg->lock);
-    s = ms__reg_prepare(reg,
+    return ms__reg_list(reg,
                         "SELECT id, time, component, decision_id, step, state, updated_time"
                         " FROM runs WHERE (?1 IS NULL OR component = ?1) AND (?2 <= 0 OR id < ?2)"
                         " ORDER BY id DESC LIMIT ?3",
-                        &q);
-    if (s == MS_OK)
-        s = ms__reg_bind_text(reg, q, 1, component);
-    if (s == MS_OK && (sqlite3_bind_int64(q, 2, before_id) != SQLITE_OK ||
-                       sqlite3_bind_int64(q, 3, ms__reg_page(limit)) != SQLITE_OK))
-        s = ms__reg_fail(reg, "binding a value");
-    if (s == MS_OK)
-        s = ms__reg_rows_json(reg, q, out);
-    sqlite3_finalize(q);
-    pthread_mutex_unlock(&reg->lock);
-    return s;
+                        texts, 1, before_id, limit, out);
 }
