@@ -7,6 +7,7 @@
 #include "mainstack/log.h"
 #include "mainstack/json.h"
 #include "mainstack/message.h"
+#include "mainstack/semver.h"
 #include "mainstack/subject.h"
 #include "mainstack/bus.h"
 #include "mainstack/component.h"
