@@ -8,6 +8,8 @@
 #include "mainstack/json.h"
 #include "mainstack/message.h"
 #include "mainstack/semver.h"
+#include "mainstack/context.h"
+#include "mainstack/agent.h"
 #include "mainstack/subject.h"
 #include "mainstack/bus.h"
 #include "mainstack/component.h"

@@ -31,8 +31,8 @@
 extern "C" {
 #endif
 
-#define MS_SEMVER_PART_MAX 64 /* bytes of the pre-release, and of the build, without the NUL */
-#define MS_RANGE_TEXT_MAX 256  /* bytes of a range string */
+#define MS_SEMVER_PART_MAX 64      /* bytes of the pre-release, and of the build, without the NUL */
+#define MS_RANGE_TEXT_MAX 256      /* bytes of a range string */
 #define MS_RANGE_MAX_SETS 4        /* sets joined by "||" */
 #define MS_RANGE_MAX_COMPARATORS 8 /* primitive comparators in one set, after expansion */
 

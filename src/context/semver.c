@@ -92,8 +92,9 @@ static ms_status scan_version(const char *s, size_t len, enum scan_mode mode, co
         if (k > 0) {
             if (i >= len || s[i] != '.') {
                 if (mode == SCAN_STRICT)
-                    return ms__err(MS_ERR_PARSE, "%s '%.*s': expected '.' and a %s number at byte %zu",
-                                   what, (int)len, s, names[k], i);
+                    return ms__err(MS_ERR_PARSE,
+                                   "%s '%.*s': expected '.' and a %s number at byte %zu", what,
+                                   (int)len, s, names[k], i);
                 break;
             }
             i++;
@@ -107,8 +108,8 @@ static ms_status scan_version(const char *s, size_t len, enum scan_mode mode, co
             return ms__err(MS_ERR_PARSE, "%s '%.*s': expected the %s number at byte %zu", what,
                            (int)len, s, names[k], i);
         if (wild)
-            return ms__err(MS_ERR_PARSE, "%s '%.*s': a number after a wildcard at byte %zu",
-                           what, (int)len, s, i);
+            return ms__err(MS_ERR_PARSE, "%s '%.*s': a number after a wildcard at byte %zu", what,
+                           (int)len, s, i);
         if (s[i] == '0' && i + 1 < len && is_digit(s[i + 1]))
             return ms__err(MS_ERR_PARSE, "%s '%.*s': leading zero in the %s number at byte %zu",
                            what, (int)len, s, names[k], i);
@@ -233,8 +234,7 @@ size_t ms_semver_format(const ms_semver *v, char *buf, size_t size)
 {
     int n = snprintf(buf, size, "%llu.%llu.%llu%s%s%s%s", (unsigned long long)v->major,
                      (unsigned long long)v->minor, (unsigned long long)v->patch,
-                     v->prerelease[0] ? "-" : "", v->prerelease, v->build[0] ? "+" : "",
-                     v->build);
+                     v->prerelease[0] ? "-" : "", v->prerelease, v->build[0] ? "+" : "", v->build);
     return n < 0 ? 0 : (size_t)n;
 }
 
@@ -316,8 +316,8 @@ static ms_status next_at(range_parser *p, const ms_semver *v, int part, ms_semve
 
 /* Expand one comparator (operator text op of length nop, operand v with n
  * numeric parts) into primitive comparators of set `set`. */
-static ms_status expand(range_parser *p, size_t set, const char *op, size_t nop,
-                        const ms_semver *v, int n, size_t at)
+static ms_status expand(range_parser *p, size_t set, const char *op, size_t nop, const ms_semver *v,
+                        int n, size_t at)
 {
     ms_semver hi;
     ms_status s;
@@ -326,8 +326,9 @@ static ms_status expand(range_parser *p, size_t set, const char *op, size_t nop,
     if (n == 0) {
         if (nop == 0 || OPIS("=") || OPIS(">=") || OPIS("<=") || OPIS("^") || OPIS("~"))
             return MS_OK; /* any release */
-        return ms__err(MS_ERR_PARSE, "range '%s': '%.*s' before a wildcard matches nothing (byte %zu)",
-                       p->text, (int)nop, op, at);
+        return ms__err(MS_ERR_PARSE,
+                       "range '%s': '%.*s' before a wildcard matches nothing (byte %zu)", p->text,
+                       (int)nop, op, at);
     }
     if (nop == 0 || OPIS("=")) {
         if (n == 3)
@@ -415,8 +416,8 @@ ms_status ms_range_parse(const char *text, ms_range *out)
                 return ms__err(MS_ERR_PARSE, "range '%s': a single '|' at byte %zu (use '||')",
                                text, i);
             if (!set_has_term)
-                return ms__err(MS_ERR_PARSE, "range '%s': empty set before '||' at byte %zu",
-                               text, i);
+                return ms__err(MS_ERR_PARSE, "range '%s': empty set before '||' at byte %zu", text,
+                               i);
             if (out->set_count >= MS_RANGE_MAX_SETS)
                 return ms__err(MS_ERR_TOO_LARGE, "range '%s': over %d sets", text,
                                MS_RANGE_MAX_SETS);
