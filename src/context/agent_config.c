@@ -292,8 +292,11 @@ static ms_status load_all(ms__ld *l, ms_agent_config *c)
 {
     const json_t *root = c->root, *autonomy, *esc;
     int level = 0;
+    const char *schema;
     ms_status s = ms__ld_object(l, root, top_keys);
 
+    if (s == MS_OK)
+        s = ms__ld_string(l, root, "$schema", false, 1024, &schema);
     if (s == MS_OK)
         s = ms__ld_string(l, root, "component", true, 64, &c->component);
     if (s == MS_OK && !ms__ld_name_valid(c->component))

@@ -333,8 +333,11 @@ static ms_status load_all(ms__ld *l, ms_context *c)
     const json_t *root = c->root;
     const json_t *tests;
     void *arr;
+    const char *schema;
     ms_status s = ms__ld_object(l, root, top_keys);
 
+    if (s == MS_OK)
+        s = ms__ld_string(l, root, "$schema", false, 1024, &schema);
     if (s == MS_OK)
         s = check_name(l, root, "component", &c->component);
     if (s == MS_OK)
