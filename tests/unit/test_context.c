@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "ms_test.h"
 
 static void assert_error_has(const char *want)
@@ -556,6 +557,33 @@ static void range_errors(void **state)
     ms_assert_status(ms_range_parse(NULL, &r), MS_ERR_INVALID_ARG);
 }
 
+/* Every allocation of the loaders fails in turn: each time a clean
+ * MS_ERR_NO_MEMORY (LeakSanitizer checks that nothing leaks), then success. */
+static void allocation_failures(void **state)
+{
+    const char *dir = MS_SOURCE_DIR "/components/notification-service";
+    long n;
+
+    for (n = 0; n < 100000; n++) {
+        ms_context *ctx = (ms_context *)1;
+        ms_agent_config *cfg = (ms_agent_config *)1;
+        ms_status s;
+        ms__alloc_fail_after(n);
+        s = ms_context_load_dir(dir, &ctx, &cfg);
+        ms__alloc_fail_after(-1);
+        if (s == MS_OK) {
+            ms_context_unref(ctx);
+            ms_agent_config_unref(cfg);
+            break;
+        }
+        if (s != MS_ERR_NO_MEMORY)
+            fail_msg("after %ld allocations: %s (%s)", n, ms_status_name(s), ms_last_error());
+        assert_null(ctx);
+        assert_null(cfg);
+    }
+    assert_true(n > 10); /* the loaders do allocate, and every point was walked */
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -570,6 +598,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(semver_bumps),
         cmocka_unit_test(ranges_match),
         cmocka_unit_test(range_errors),
+        cmocka_unit_test(allocation_failures),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
