@@ -68,8 +68,9 @@ ms_status ms_decision_from_json(const json_t *j, const char *source, ms_decision
  * {...}}: what an evaluator command gets on stdin. message holds subject,
  * reply, id, source, type, correlation_id, timestamp, traceparent (each
  * when set), headers (an object of arrays of values, when any) and payload
- * (the payload's JSON, or {"text": ...} when it is not JSON, or null when
- * empty); context and config are the loaded documents. *out is a new
+ * (the payload's JSON; {"text": ...} when it is UTF-8 but not JSON;
+ * {"bytes": n} when neither; null when empty); context and config are the
+ * loaded documents. *out is a new
  * reference. MS_ERR_INVALID_ARG, MS_ERR_NO_MEMORY. */
 ms_status ms_agent_input_json(const ms_message *msg, const ms_context *ctx,
                               const ms_agent_config *cfg, json_t **out);

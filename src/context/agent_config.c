@@ -525,7 +525,11 @@ ms_status ms_context_load_dir(const char *dir, ms_context **ctx, ms_agent_config
     s = ms_context_load(path, &c);
     if (s != MS_OK)
         goto cleanup;
-    snprintf(path, sizeof path, "%s/context/agent-config.json", dir);
+    n = snprintf(path, sizeof path, "%s/context/agent-config.json", dir);
+    if (n < 0 || (size_t)n >= sizeof path) {
+        s = ms__err(MS_ERR_INVALID_ARG, "%.64s...: directory name too long", dir);
+        goto cleanup;
+    }
     s = ms_agent_config_load(path, &a);
     if (s != MS_OK)
         goto cleanup;
