@@ -30,6 +30,7 @@
 
 #include "mainstack/log.h"
 #include "mainstack/message.h"
+#include "mainstack/semver.h"
 #include "mainstack/status.h"
 
 #ifdef __cplusplus
@@ -192,8 +193,6 @@ typedef const ms_component_ops *(*ms_component_entry)(void);
  * MS_ERR_UNSUPPORTED (ABI: both numbers named), MS_ERR_SCHEMA (metadata,
  * topic or a missing function, named), MS_ERR_INVALID_ARG (ops NULL). */
 #define MS_COMPONENT_NAME_MAX 64
-/* True for a semver 2.0.0 version string. */
-bool ms_semver_valid(const char *version);
 ms_status ms_component_validate(const ms_component_ops *ops, const char *where);
 
 /* dlopen path (RTLD_NOW | RTLD_LOCAL) and fetch its ops, validated. The

@@ -33,84 +33,11 @@ const char *ms_health_status_str(ms_health_status s)
     return "unhealthy";
 }
 
-/* --- semver 2.0.0 ---------------------------------------------------------- */
+/* --- helpers -------------------------------------------------------------- */
 
 static bool is_digit(char c)
 {
     return c >= '0' && c <= '9';
-}
-
-static bool is_ident_char(char c)
-{
-    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-';
-}
-
-/* A numeric identifier: digits, no leading zero unless it is "0". Advances
- * *p past it. */
-static bool numeric_ident(const char **p)
-{
-    const char *s = *p;
-    size_t n = 0;
-    while (is_digit(s[n]))
-        n++;
-    if (n == 0 || (n > 1 && s[0] == '0'))
-        return false;
-    *p = s + n;
-    return true;
-}
-
-/* Dot-separated identifiers up to the first char that is not an identifier
- * char or '.'. Pre-release identifiers that are all digits may not have a
- * leading zero; build identifiers may. */
-static bool ident_list(const char **p, bool prerelease)
-{
-    const char *s = *p;
-    for (;;) {
-        size_t n = 0;
-        bool all_digits = true;
-        while (is_ident_char(s[n])) {
-            if (!is_digit(s[n]))
-                all_digits = false;
-            n++;
-        }
-        if (n == 0)
-            return false;
-        if (prerelease && all_digits && n > 1 && s[0] == '0')
-            return false;
-        s += n;
-        if (*s != '.')
-            break;
-        s++;
-    }
-    *p = s;
-    return true;
-}
-
-bool ms_semver_valid(const char *version)
-{
-    const char *p = version;
-    if (p == NULL)
-        return false;
-    for (int i = 0; i < 3; i++) {
-        if (!numeric_ident(&p))
-            return false;
-        if (i < 2) {
-            if (*p != '.')
-                return false;
-            p++;
-        }
-    }
-    if (*p == '-') {
-        p++;
-        if (!ident_list(&p, true))
-            return false;
-    }
-    if (*p == '+') {
-        p++;
-        if (!ident_list(&p, false))
-            return false;
-    }
-    return *p == '\0';
 }
 
 /* --- validation ------------------------------------------------------------ */
