@@ -25,8 +25,11 @@
 
 #include <jansson.h>
 
+#include "mainstack/bus.h"
 #include "mainstack/context.h"
 #include "mainstack/message.h"
+#include "mainstack/proc.h"
+#include "mainstack/registry.h"
 #include "mainstack/status.h"
 
 #ifdef __cplusplus
@@ -74,6 +77,122 @@ ms_status ms_decision_from_json(const json_t *j, const char *source, ms_decision
  * reference. MS_ERR_INVALID_ARG, MS_ERR_NO_MEMORY. */
 ms_status ms_agent_input_json(const ms_message *msg, const ms_context *ctx,
                               const ms_agent_config *cfg, json_t **out);
+
+
+/* --- the agent runner ------------------------------------------------------
+ *
+ * An ms_agent is one component's agent at work: it reads the framework's
+ * control events through a durable consumer (stream.h: an agent that was
+ * down catches up; two agents of one component share one consumer) and its
+ * other monitored topics through queue subscriptions, decides each message
+ * with ms_agent_evaluate (optionally consulting an evaluator command,
+ * bounded by the policy), records the decision in the registry (one per
+ * component and event id), publishes it on mainstack.agent.<component>.decision,
+ * and only then acknowledges the event. An "act" runs the action pipeline
+ * (change -> build -> test, the argv commands of agent-config.json) on a
+ * shared ms_proc_runner: no shell, the input as JSON on stdin and MAINSTACK_*
+ * variables, a time limit per step, a log file per step under
+ * <root>/.mainstack/runs/<component>/<run id>/. "escalate", or any failing
+ * step, opens an escalation in the registry and publishes it on the
+ * escalation subject. docs/agents.md has the whole story.
+ *
+ * Threading: each agent has one worker thread that decides its messages in
+ * order, and (with a durable consumer) one reader thread; pipelines run on
+ * the proc runner's thread. Many agents share one bus, registry and runner.
+ */
+
+typedef struct ms_agent ms_agent;
+
+typedef enum ms_agent_event_kind {
+    MS_AGENT_DECIDED = 0, /* a decision was recorded (and published) */
+    MS_AGENT_RUN_DONE     /* a pipeline run ended (succeeded or escalated) */
+} ms_agent_event_kind;
+
+/* What the on_event callback gets (borrowed for the call). */
+typedef struct ms_agent_event {
+    ms_agent_event_kind kind;
+    const char *component;
+    const ms_decision *decision; /* MS_AGENT_DECIDED */
+    bool fresh;                  /* false: the event was decided before (a redelivery) */
+    int64_t decision_id;
+    int64_t run_id;              /* MS_AGENT_RUN_DONE; 0 otherwise */
+    const char *run_state;       /* "succeeded", "escalated" */
+    const char *event_subject;   /* the message's subject */
+} ms_agent_event;
+
+typedef void (*ms_agent_event_fn)(const ms_agent_event *ev, void *closure);
+
+typedef struct ms_agent_options {
+    ms_bus *bus;             /* required; borrowed */
+    ms_registry *registry;   /* required; borrowed */
+    ms_proc_runner *runner;  /* borrowed; NULL: the agent creates its own */
+    const char *component_dir; /* required: holds context/context.json and agent-config.json */
+    const char *root;        /* the project root: cwd of the actions, home of the run logs;
+                                NULL: the current directory */
+    const char *agent_id;    /* recorded as who decided; NULL: agent-<component>@<host>:<pid> */
+    bool durable;            /* control events through the durable stream (default true) */
+    const char *const *evaluator_argv; /* an evaluator command (NULL: none) */
+    int evaluator_timeout_ms;          /* default 10000 */
+    size_t max_pending;      /* messages waiting to be decided at most (default 10000) */
+    int consumer_ack_wait_ms;          /* the durable consumer's ack_wait (default 30000) */
+    ms_agent_event_fn on_event;        /* optional, called on the worker or runner thread */
+    void *closure;
+} ms_agent_options;
+
+void ms_agent_options_init(ms_agent_options *o);
+
+/* Load the component's context and config, check them, and make the agent
+ * (not yet reading). *out is the caller's (ms_agent_destroy). Errors name
+ * the file: MS_ERR_IO, MS_ERR_PARSE, MS_ERR_SCHEMA (ms_context_load_dir),
+ * MS_ERR_INVALID_ARG, MS_ERR_NO_MEMORY. */
+ms_status ms_agent_create(const ms_agent_options *o, ms_agent **out);
+
+/* Start reading: ensure the control stream (NATS), open the durable
+ * consumer agent-<component>, subscribe the monitored topics, start the
+ * threads. MS_ERR_STATE (already started), MS_ERR_UNSUPPORTED (no
+ * JetStream on the server: use durable = false), bus errors. */
+ms_status ms_agent_start(ms_agent *a);
+
+/* Stop reading, finish the messages already taken (their decisions are
+ * recorded), wait up to timeout_ms for running pipelines, then kill what
+ * is left (those runs end "cancelled" and are escalated). Idempotent.
+ * MS_ERR_TIMEOUT when pipelines had to be killed. */
+ms_status ms_agent_stop(ms_agent *a, int timeout_ms);
+
+/* Stop (with a 5 s bound) and free. NULL-safe. */
+void ms_agent_destroy(ms_agent *a);
+
+/* Decide one message now, on the calling thread, as the worker does:
+ * evaluate, record, publish, and start the pipeline or the escalation.
+ * *decision_id (may be NULL) gets the recorded decision; *fresh (may be
+ * NULL) is false when the message's event was decided before (nothing is
+ * done again). For tests and tools; not needed with ms_agent_start. */
+ms_status ms_agent_handle(ms_agent *a, const ms_message *msg, int64_t *decision_id, bool *fresh);
+
+/* Wait until nothing is queued and no pipeline runs, up to timeout_ms.
+ * MS_ERR_TIMEOUT. */
+ms_status ms_agent_wait_idle(ms_agent *a, int timeout_ms);
+
+typedef struct ms_agent_stats {
+    uint64_t received, ignored, acted, escalated, redelivered;
+    uint64_t runs_started, runs_succeeded, runs_escalated;
+    uint64_t pending;  /* queued now */
+    uint64_t errors;   /* messages that could not be decided or recorded (logged) */
+} ms_agent_stats;
+
+void ms_agent_get_stats(const ms_agent *a, ms_agent_stats *out);
+const char *ms_agent_component(const ms_agent *a);
+
+/* Resolve escalation id (registry.h) and, when approved, resume its work:
+ * an escalated decision runs the whole pipeline, a failed run resumes at
+ * the step that failed. Runs in the calling thread and returns when the
+ * pipeline ended (*run_state, may be NULL, gets "succeeded", "escalated" or
+ * "" when nothing was to run). o gives the bus (may be NULL: nothing is
+ * published), the registry, the root and the component directory (NULL:
+ * <root>/components/<component>). MS_ERR_NOT_FOUND, MS_ERR_STATE (already
+ * resolved), the pipeline's errors. */
+ms_status ms_agent_resolve_escalation(const ms_agent_options *o, int64_t id, bool approve,
+                                      const char *note, const char *by, char run_state[16]);
 
 #ifdef __cplusplus
 }

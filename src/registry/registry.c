@@ -18,6 +18,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "mainstack/json.h"
 #include "mainstack/message.h"
 #include "registry/registry_internal.h"
@@ -355,34 +356,6 @@ static ms_status set_wal(ms_registry *reg)
     }
 }
 
-/* mkdir -p of the directory part of path. */
-static ms_status make_parent_dirs(const char *path)
-{
-    char *dir = ms__strdup(path);
-    ms_status s = MS_OK;
-
-    if (dir == NULL)
-        return ms__err(MS_ERR_NO_MEMORY, "registry: copying a path");
-    char *slash = strrchr(dir, '/');
-    if (slash != NULL && slash != dir) {
-        *slash = '\0';
-        for (char *p = dir + 1; *p != '\0'; p++) {
-            if (*p != '/')
-                continue;
-            *p = '\0';
-            if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-                s = ms__err(MS_ERR_IO, "registry %s: creating %s: %s", path, dir, strerror(errno));
-            *p = '/';
-            if (s != MS_OK)
-                break;
-        }
-        if (s == MS_OK && mkdir(dir, 0755) != 0 && errno != EEXIST)
-            s = ms__err(MS_ERR_IO, "registry %s: creating %s: %s", path, dir, strerror(errno));
-    }
-    ms__free(dir);
-    return s;
-}
-
 ms_status ms_registry_default_path(const char *root, char **out)
 {
     size_t n;
@@ -418,7 +391,7 @@ ms_status ms_registry_open(const char *path, ms_registry **out)
         ms__free(reg);
         return ms__err(MS_ERR_INTERNAL, "registry: creating a mutex");
     }
-    if ((s = make_parent_dirs(path)) != MS_OK)
+    if ((s = ms__mkdirs_parent(path, 0755, "registry")) != MS_OK)
         goto fail;
     rc = sqlite3_open_v2(path, &reg->db,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
