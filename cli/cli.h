@@ -77,6 +77,8 @@ extern const cli_verb cli_verb_publish;
 extern const cli_verb cli_verb_request;
 extern const cli_verb cli_verb_health;
 extern const cli_verb cli_verb_services;
+extern const cli_verb cli_verb_agent;
+extern const cli_verb cli_verb_escalations;
 
 /* --- args.c ---------------------------------------------------------------- */
 
@@ -166,6 +168,16 @@ int cli_table_add(cli_table *t, const char *const *cells);
 void cli_table_sort(cli_table *t, size_t col, size_t col2);
 void cli_table_print(const cli_table *t, FILE *f);
 void cli_table_reset(cli_table *t);
+
+/* The project root: --root, else $MAINSTACK_ROOT, else the nearest of the
+ * current directory and its parents that holds components/ or .mainstack/,
+ * else the current directory. Written to out (absolute). CLI_EXIT_OK, or
+ * CLI_EXIT_USAGE when --root is not a directory (printed). */
+int cli_project_root(const cli_args *a, char *out, size_t cap);
+/* A component argument as a directory: a path (it has a '/', or is an
+ * existing directory holding context/) as it is, else
+ * <root>/components/<name>. */
+void cli_component_dir(const char *root, const char *arg, char *out, size_t cap);
 
 /* --- gather.c -------------------------------------------------------------- */
 

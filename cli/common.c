@@ -8,6 +8,8 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "cli.h"
@@ -436,4 +438,61 @@ void cli_table_reset(cli_table *t)
         free(t->cells);
     }
     memset(t, 0, sizeof *t);
+}
+
+static bool is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int cli_project_root(const cli_args *a, char *out, size_t cap)
+{
+    const char *given = cli_has_option(a->verb, "root") ? cli_opt(a, "root") : NULL;
+    char cwd[4096], probe[4200];
+
+    if (given == NULL || given[0] == '\0')
+        given = getenv("MAINSTACK_ROOT");
+    if (given != NULL && given[0] != '\0') {
+        if (!is_dir(given) || realpath(given, cwd) == NULL)
+            return cli_usage_error(a->verb, "--root %s: not a directory", given);
+        snprintf(out, cap, "%s", cwd);
+        return CLI_EXIT_OK;
+    }
+    if (getcwd(cwd, sizeof cwd) == NULL) {
+        snprintf(out, cap, ".");
+        return CLI_EXIT_OK;
+    }
+    for (;;) {
+        char *slash;
+
+        snprintf(probe, sizeof probe, "%s/components", cwd);
+        if (is_dir(probe)) {
+            snprintf(out, cap, "%s", cwd);
+            return CLI_EXIT_OK;
+        }
+        snprintf(probe, sizeof probe, "%s/.mainstack", cwd);
+        if (is_dir(probe)) {
+            snprintf(out, cap, "%s", cwd);
+            return CLI_EXIT_OK;
+        }
+        slash = strrchr(cwd, '/');
+        if (slash == NULL || slash == cwd)
+            break;
+        *slash = '\0';
+    }
+    if (getcwd(out, cap) == NULL)
+        snprintf(out, cap, ".");
+    return CLI_EXIT_OK;
+}
+
+void cli_component_dir(const char *root, const char *arg, char *out, size_t cap)
+{
+    char probe[4200];
+
+    snprintf(probe, sizeof probe, "%s/context", arg);
+    if (strchr(arg, '/') != NULL || is_dir(probe))
+        snprintf(out, cap, "%s", arg);
+    else
+        snprintf(out, cap, "%s/components/%s", root, arg);
 }

@@ -13,7 +13,8 @@
 #include "cli.h"
 
 static const cli_verb *const verbs[] = {
-    &cli_verb_run, &cli_verb_publish, &cli_verb_request, &cli_verb_health, &cli_verb_services,
+    &cli_verb_run,    &cli_verb_publish,     &cli_verb_request, &cli_verb_health,
+    &cli_verb_services, &cli_verb_agent, &cli_verb_escalations,
 };
 #define NVERBS (sizeof verbs / sizeof verbs[0])
 
