@@ -78,6 +78,9 @@ typedef struct bench_result {
     double baseline;       /* the baseline, same unit */
     double target;         /* minimum ratio; 0 = informational, no pass field */
     const char *note;      /* optional "note" string; borrowed, no quotes or backslashes */
+    /* optional "baseline_kind" string (what the baseline is when it is not
+     * a measured raw run, e.g. "budget"); borrowed, plain ASCII */
+    const char *baseline_kind;
     bool failed;           /* a correctness check failed: pass is false whatever the ratio */
     size_t n_extra;
     struct {
