@@ -81,7 +81,7 @@ typedef struct bench_result {
     /* optional "baseline_kind" string (what the baseline is when it is not
      * a measured raw run, e.g. "budget"); borrowed, plain ASCII */
     const char *baseline_kind;
-    bool failed;           /* a correctness check failed: pass is false whatever the ratio */
+    bool failed; /* a correctness check failed: pass is false whatever the ratio */
     size_t n_extra;
     struct {
         const char *key; /* borrowed */

@@ -203,8 +203,7 @@ typedef struct run_out {
     size_t distinct;
 } run_out;
 
-static void run_runtime(const char *url, const char *data_root, const char *subject,
-                        run_out *out)
+static void run_runtime(const char *url, const char *data_root, const char *subject, run_out *out)
 {
     ms_topic topics[2] = {{subject, MS_TOPIC_FANOUT}, {NULL, 0}};
     ms_component_ops ops = {

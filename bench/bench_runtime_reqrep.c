@@ -27,7 +27,10 @@
  *
  * Rounds alternate ABBA (baseline, mainstack, mainstack, baseline, ...)
  * after an unmeasured warm-up of each; each round makes fresh connections
- * (and a fresh runtime), on a fresh subject.
+ * (and a fresh runtime), on a fresh subject. Besides the ratio of the two
+ * medians, each line has paired_ratio: the median over rounds of the ratio
+ * of the two sides of one round, which ran back to back (less sensitive to
+ * the load of a shared machine swinging between rounds).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -307,6 +310,17 @@ static void measure(const char *name, run_cfg *cfg, const bench_args *args, int 
     }
 }
 
+/* Median over rounds of num[i] / den[i] (NAN when a side did not run). */
+static double paired_median(const double *num, const double *den, size_t nnum, size_t nden)
+{
+    double q[MAX_ROUNDS];
+    size_t n = nnum < nden ? nnum : nden;
+
+    for (size_t i = 0; i < n; i++)
+        q[i] = den[i] > 0 ? num[i] / den[i] : 0.0;
+    return bench_median(q, n);
+}
+
 int main(int argc, char **argv)
 {
     bench_args args;
@@ -317,6 +331,7 @@ int main(int argc, char **argv)
     char data_root[] = "/tmp/ms-bench-rt-XXXXXX";
     char cmd[128];
     bench_result r;
+    double paired_rate, paired_p50;
     int rounds;
 
     bench_args_parse(argc, argv, &args);
@@ -356,6 +371,11 @@ int main(int argc, char **argv)
     measure("runtime_reqrep_64b", &cfg, &args, rounds, raw, ms);
     bench_sort(raw->lat, raw->nlat);
     bench_sort(ms->lat, ms->nlat);
+    /* Before the medians below sort the arrays: the two sides of one round
+     * ran back to back, so their ratio cancels slow swings of the machine's
+     * load better than the ratio of the two medians. */
+    paired_rate = paired_median(ms->rates, raw->rates, ms->nrounds, raw->nrounds);
+    paired_p50 = paired_median(raw->p50s, ms->p50s, raw->nrounds, ms->nrounds);
     bench_result_init(&r, "runtime_reqrep_64b", "req/s", true, 0.80);
     r.value = bench_median(ms->rates, ms->nrounds);
     r.baseline = bench_median(raw->rates, raw->nrounds);
@@ -365,6 +385,7 @@ int main(int argc, char **argv)
     bench_result_add(&r, "baseline_p50_us", bench_percentile(raw->lat, raw->nlat, 50));
     bench_result_add(&r, "baseline_p99_us", bench_percentile(raw->lat, raw->nlat, 99));
     bench_result_add(&r, "baseline_p999_us", bench_percentile(raw->lat, raw->nlat, 99.9));
+    bench_result_add(&r, "paired_ratio", paired_rate);
     bench_result_add(&r, "requests", (double)ms->nlat);
     bench_result_add(&r, "baseline_requests", (double)raw->nlat);
     bench_result_add(&r, "rounds", (double)rounds);
@@ -379,6 +400,7 @@ int main(int argc, char **argv)
     bench_result_add(&r, "baseline_p99_us", bench_percentile(raw->lat, raw->nlat, 99));
     bench_result_add(&r, "baseline_p999_us", bench_percentile(raw->lat, raw->nlat, 99.9));
     bench_result_add(&r, "max_latency_factor", 1.25);
+    bench_result_add(&r, "paired_ratio", paired_p50);
     bench_result_add(&r, "rounds", (double)rounds);
     r.note = "median of per-round p50s; ratio = raw/mainstack; target = p50 at most 1.25x raw";
     bench_result_emit(&r);
@@ -392,10 +414,12 @@ int main(int argc, char **argv)
     cfg.threads = CONC;
     cfg.max_ns = (args.quick ? 200 : 1000) * 1000000ull;
     measure("runtime_reqrep_conc_64b", &cfg, &args, rounds, raw, ms);
+    paired_rate = paired_median(ms->rates, raw->rates, ms->nrounds, raw->nrounds);
     bench_result_init(&r, "runtime_reqrep_conc_64b", "req/s", true, 0);
     r.value = bench_median(ms->rates, ms->nrounds);
     r.baseline = bench_median(raw->rates, raw->nrounds);
     bench_result_add(&r, "requesters", CONC);
+    bench_result_add(&r, "paired_ratio", paired_rate);
     bench_result_add(&r, "rounds", (double)rounds);
     r.note = "CONC raw requesters, one connection each, for a fixed time";
     bench_result_emit(&r);
