@@ -16,17 +16,24 @@
  *              takes: dispatch, mailbox hop to the worker pool, stats,
  *              reply.
  *
- * Results:
- *   runtime_reqrep_64b       one serial requester: req/s, target ratio 0.80,
+ * The echo component runs in two ways, each measured against the raw side:
+ *   default:  handle_message on a worker of the runtime's pool (the hand-off
+ *             from the bus delivery thread is a thread wake-up);
+ *   inline:   the same component declaring MS_COMPONENT_INLINE (its handler
+ *             never blocks), so an idle instance's handler runs on the
+ *             delivery thread itself.
+ *
+ * Results (X = "" for default, "inline_" for inline):
+ *   runtime_reqrep_X64b      one serial requester: req/s, target ratio 0.80,
  *                            with p50/p99/p99.9 of both sides;
- *   runtime_reqrep_p50       the p50 latency of the same runs (median of the
+ *   runtime_reqrep_Xp50      the p50 latency of the same runs (median of the
  *                            per-round p50s), target: at most 1.25x raw
  *                            (ratio = raw/mainstack >= 0.80);
- *   runtime_reqrep_conc_64b  CONC requester threads (a connection each) at
+ *   runtime_reqrep_Xconc_64b CONC requester threads (a connection each) at
  *                            once for a fixed time: req/s (informational).
  *
- * Rounds alternate ABBA (baseline, mainstack, mainstack, baseline, ...)
- * after an unmeasured warm-up of each; each round makes fresh connections
+ * The three sides take turns, the order rotating from round to round, after
+ * an unmeasured warm-up of each; each round makes fresh connections
  * (and a fresh runtime), on a fresh subject. Besides the ratio of the two
  * medians, each line has paired_ratio: the median over rounds of the ratio
  * of the two sides of one round, which ran back to back (less sensitive to
@@ -232,12 +239,13 @@ static void run_raw(const run_cfg *cfg, double *lat_us, run_out *out)
 
 /* --- mainstack: the runtime --------------------------------------------------- */
 
-static void run_ms(const run_cfg *cfg, double *lat_us, run_out *out)
+static void run_ms(const run_cfg *cfg, bool inline_dispatch, double *lat_us, run_out *out)
 {
     ms_topic topics[2] = {{cfg->subject, 0}, {NULL, 0}};
     ms_component_ops ops = {
         .abi_version = MS_COMPONENT_ABI,
         .metadata = {COMPONENT, "1.0.0", "echo for bench_runtime_reqrep"},
+        .flags = inline_dispatch ? MS_COMPONENT_INLINE : 0,
         .create = echo_create,
         .destroy = echo_destroy,
         .initialize = echo_init,
@@ -274,38 +282,48 @@ static void quiet_sink(ms_log_level level, const char *line, void *closure)
     (void)closure;
 }
 
+enum { RAW = 0, MS = 1, INL = 2, NSIDES = 3 };
+static const char *const side_names[NSIDES] = {"raw", "mainstack", "inline"};
+
 typedef struct side_stats {
     double rates[MAX_ROUNDS], p50s[MAX_ROUNDS];
     size_t nrounds;
-    double *lat; /* pooled latencies */
+    double *lat; /* pooled latencies (serial runs) */
     size_t nlat;
 } side_stats;
 
+static bool side_enabled(const bench_args *args, int side)
+{
+    return side == RAW ? args->run_baseline : args->run_mainstack;
+}
+
+/* rounds x the three sides, the order rotating each round. */
 static void measure(const char *name, run_cfg *cfg, const bench_args *args, int rounds,
-                    side_stats *raw, side_stats *ms)
+                    side_stats st[NSIDES])
 {
     run_out out;
 
     for (int round = 0; round < rounds; round++) {
-        for (int k = 0; k < 2; k++) {
-            bool mainstack = (k == 1) != (round % 2 == 1);
-            side_stats *st = mainstack ? ms : raw;
+        for (int k = 0; k < NSIDES; k++) {
+            int side = (k + round) % NSIDES;
+            side_stats *ss = &st[side];
+            double *lat = ss->lat != NULL ? ss->lat + ss->nlat : NULL;
 
-            if (mainstack ? !args->run_mainstack : !args->run_baseline)
+            if (!side_enabled(args, side))
                 continue;
-            snprintf(cfg->subject, sizeof cfg->subject, "bench.rtreqrep.%s.%d.%d",
-                     mainstack ? "ms" : "raw", cfg->threads, round);
-            if (mainstack)
-                run_ms(cfg, st->lat != NULL ? st->lat + st->nlat : NULL, &out);
+            snprintf(cfg->subject, sizeof cfg->subject, "bench.rtreqrep.%s.%d.%d", side_names[side],
+                     cfg->threads, round);
+            if (side == RAW)
+                run_raw(cfg, lat, &out);
             else
-                run_raw(cfg, st->lat != NULL ? st->lat + st->nlat : NULL, &out);
-            st->rates[st->nrounds] = out.rate;
-            st->p50s[st->nrounds] = out.p50;
-            st->nrounds++;
-            if (st->lat != NULL)
-                st->nlat += out.n;
-            bench_log("%s round %d %-9s %.0f req/s (%zu requests)", name, round,
-                      mainstack ? "mainstack" : "raw", out.rate, out.n);
+                run_ms(cfg, side == INL, lat, &out);
+            ss->rates[ss->nrounds] = out.rate;
+            ss->p50s[ss->nrounds] = out.p50;
+            ss->nrounds++;
+            if (ss->lat != NULL)
+                ss->nlat += out.n;
+            bench_log("%s round %d %-9s %.0f req/s (%zu requests)", name, round, side_names[side],
+                      out.rate, out.n);
         }
     }
 }
@@ -321,17 +339,88 @@ static double paired_median(const double *num, const double *den, size_t nnum, s
     return bench_median(q, n);
 }
 
+/* The serial results of side (MS or INL) against RAW. The arrays are
+ * sorted here (paired ratios first: the sides of one round ran one after
+ * the other, so their ratio cancels slow swings of a shared machine's
+ * load better than the ratio of the two medians). */
+static void emit_serial(side_stats st[NSIDES], int side, int rounds)
+{
+    side_stats *raw = &st[RAW], *ms = &st[side];
+    bool inl = side == INL;
+    double paired_rate = paired_median(ms->rates, raw->rates, ms->nrounds, raw->nrounds);
+    double paired_p50 = paired_median(raw->p50s, ms->p50s, raw->nrounds, ms->nrounds);
+    double ms_p[3], raw_p[3];
+    bench_result r;
+
+    bench_sort(raw->lat, raw->nlat);
+    bench_sort(ms->lat, ms->nlat);
+    ms_p[0] = bench_percentile(ms->lat, ms->nlat, 50);
+    ms_p[1] = bench_percentile(ms->lat, ms->nlat, 99);
+    ms_p[2] = bench_percentile(ms->lat, ms->nlat, 99.9);
+    raw_p[0] = bench_percentile(raw->lat, raw->nlat, 50);
+    raw_p[1] = bench_percentile(raw->lat, raw->nlat, 99);
+    raw_p[2] = bench_percentile(raw->lat, raw->nlat, 99.9);
+
+    bench_result_init(&r, inl ? "runtime_reqrep_inline_64b" : "runtime_reqrep_64b", "req/s", true,
+                      0.80);
+    r.value = bench_median(ms->rates, ms->nrounds);
+    r.baseline = bench_median(raw->rates, raw->nrounds);
+    bench_result_add(&r, "p50_us", ms_p[0]);
+    bench_result_add(&r, "p99_us", ms_p[1]);
+    bench_result_add(&r, "p999_us", ms_p[2]);
+    bench_result_add(&r, "baseline_p50_us", raw_p[0]);
+    bench_result_add(&r, "baseline_p99_us", raw_p[1]);
+    bench_result_add(&r, "baseline_p999_us", raw_p[2]);
+    bench_result_add(&r, "paired_ratio", paired_rate);
+    bench_result_add(&r, "requests", (double)ms->nlat);
+    bench_result_add(&r, "baseline_requests", (double)raw->nlat);
+    bench_result_add(&r, "rounds", (double)rounds);
+    r.note = inl ? "MS_COMPONENT_INLINE echo; raw requester; baseline: raw SendAsap responder"
+                 : "echo on the worker pool; raw requester; baseline: raw SendAsap responder";
+    bench_result_emit(&r);
+
+    bench_result_init(&r, inl ? "runtime_reqrep_inline_p50" : "runtime_reqrep_p50", "us", false,
+                      0.80);
+    r.value = bench_median(ms->p50s, ms->nrounds);
+    r.baseline = bench_median(raw->p50s, raw->nrounds);
+    bench_result_add(&r, "p99_us", ms_p[1]);
+    bench_result_add(&r, "p999_us", ms_p[2]);
+    bench_result_add(&r, "baseline_p99_us", raw_p[1]);
+    bench_result_add(&r, "baseline_p999_us", raw_p[2]);
+    bench_result_add(&r, "max_latency_factor", 1.25);
+    bench_result_add(&r, "paired_ratio", paired_p50);
+    bench_result_add(&r, "rounds", (double)rounds);
+    r.note = "median of per-round p50s; ratio = raw/mainstack; target = p50 at most 1.25x raw";
+    bench_result_emit(&r);
+}
+
+static void emit_conc(side_stats st[NSIDES], int side, int rounds)
+{
+    side_stats *raw = &st[RAW], *ms = &st[side];
+    double paired_rate = paired_median(ms->rates, raw->rates, ms->nrounds, raw->nrounds);
+    bench_result r;
+
+    bench_result_init(&r,
+                      side == INL ? "runtime_reqrep_inline_conc_64b" : "runtime_reqrep_conc_64b",
+                      "req/s", true, 0);
+    r.value = bench_median(ms->rates, ms->nrounds);
+    r.baseline = bench_median(raw->rates, raw->nrounds);
+    bench_result_add(&r, "requesters", CONC);
+    bench_result_add(&r, "paired_ratio", paired_rate);
+    bench_result_add(&r, "rounds", (double)rounds);
+    r.note = "CONC raw requesters, one connection each, for a fixed time";
+    bench_result_emit(&r);
+}
+
 int main(int argc, char **argv)
 {
     bench_args args;
     bench_server srv;
     run_cfg cfg;
     run_out out;
-    side_stats *raw, *ms;
+    side_stats *st;
     char data_root[] = "/tmp/ms-bench-rt-XXXXXX";
     char cmd[128];
-    bench_result r;
-    double paired_rate, paired_p50;
     int rounds;
 
     bench_args_parse(argc, argv, &args);
@@ -344,16 +433,16 @@ int main(int argc, char **argv)
     memset(&cfg, 0, sizeof cfg);
     cfg.data_root = data_root;
     cfg.max_requests = args.quick ? 2000 : 40000;
-    cfg.max_ns = (args.quick ? 300 : 1500) * 1000000ull;
+    cfg.max_ns = (args.quick ? 250 : 1000) * 1000000ull;
     cfg.threads = 1;
-    raw = calloc(1, sizeof *raw);
-    ms = calloc(1, sizeof *ms);
-    if (raw == NULL || ms == NULL)
+    st = calloc(NSIDES, sizeof *st);
+    if (st == NULL)
         bench_die("out of memory");
-    raw->lat = calloc((size_t)rounds * cfg.max_requests, sizeof *raw->lat);
-    ms->lat = calloc((size_t)rounds * cfg.max_requests, sizeof *ms->lat);
-    if (raw->lat == NULL || ms->lat == NULL)
-        bench_die("out of memory");
+    for (int i = 0; i < NSIDES; i++) {
+        st[i].lat = calloc((size_t)rounds * cfg.max_requests, sizeof *st[i].lat);
+        if (st[i].lat == NULL)
+            bench_die("out of memory");
+    }
 
     bench_server_start(&srv);
     cfg.url = srv.url;
@@ -362,73 +451,33 @@ int main(int argc, char **argv)
         snprintf(warm.subject, sizeof warm.subject, "bench.rtreqrep.warmup");
         warm.max_requests = 2000;
         if (args.run_baseline)
-            run_raw(&warm, raw->lat, &out);
-        if (args.run_mainstack)
-            run_ms(&warm, ms->lat, &out);
+            run_raw(&warm, st[RAW].lat, &out);
+        if (args.run_mainstack) {
+            run_ms(&warm, false, st[MS].lat, &out);
+            run_ms(&warm, true, st[INL].lat, &out);
+        }
     }
 
     /* serial */
-    measure("runtime_reqrep_64b", &cfg, &args, rounds, raw, ms);
-    bench_sort(raw->lat, raw->nlat);
-    bench_sort(ms->lat, ms->nlat);
-    /* Before the medians below sort the arrays: the two sides of one round
-     * ran back to back, so their ratio cancels slow swings of the machine's
-     * load better than the ratio of the two medians. */
-    paired_rate = paired_median(ms->rates, raw->rates, ms->nrounds, raw->nrounds);
-    paired_p50 = paired_median(raw->p50s, ms->p50s, raw->nrounds, ms->nrounds);
-    bench_result_init(&r, "runtime_reqrep_64b", "req/s", true, 0.80);
-    r.value = bench_median(ms->rates, ms->nrounds);
-    r.baseline = bench_median(raw->rates, raw->nrounds);
-    bench_result_add(&r, "p50_us", bench_percentile(ms->lat, ms->nlat, 50));
-    bench_result_add(&r, "p99_us", bench_percentile(ms->lat, ms->nlat, 99));
-    bench_result_add(&r, "p999_us", bench_percentile(ms->lat, ms->nlat, 99.9));
-    bench_result_add(&r, "baseline_p50_us", bench_percentile(raw->lat, raw->nlat, 50));
-    bench_result_add(&r, "baseline_p99_us", bench_percentile(raw->lat, raw->nlat, 99));
-    bench_result_add(&r, "baseline_p999_us", bench_percentile(raw->lat, raw->nlat, 99.9));
-    bench_result_add(&r, "paired_ratio", paired_rate);
-    bench_result_add(&r, "requests", (double)ms->nlat);
-    bench_result_add(&r, "baseline_requests", (double)raw->nlat);
-    bench_result_add(&r, "rounds", (double)rounds);
-    r.note = "raw libnats requester; baseline: raw SendAsap responder";
-    bench_result_emit(&r);
-
-    bench_result_init(&r, "runtime_reqrep_p50", "us", false, 0.80);
-    r.value = bench_median(ms->p50s, ms->nrounds);
-    r.baseline = bench_median(raw->p50s, raw->nrounds);
-    bench_result_add(&r, "p99_us", bench_percentile(ms->lat, ms->nlat, 99));
-    bench_result_add(&r, "p999_us", bench_percentile(ms->lat, ms->nlat, 99.9));
-    bench_result_add(&r, "baseline_p99_us", bench_percentile(raw->lat, raw->nlat, 99));
-    bench_result_add(&r, "baseline_p999_us", bench_percentile(raw->lat, raw->nlat, 99.9));
-    bench_result_add(&r, "max_latency_factor", 1.25);
-    bench_result_add(&r, "paired_ratio", paired_p50);
-    bench_result_add(&r, "rounds", (double)rounds);
-    r.note = "median of per-round p50s; ratio = raw/mainstack; target = p50 at most 1.25x raw";
-    bench_result_emit(&r);
+    measure("runtime_reqrep_64b", &cfg, &args, rounds, st);
+    emit_serial(st, MS, rounds);
+    emit_serial(st, INL, rounds);
 
     /* concurrent */
-    memset(raw->rates, 0, sizeof raw->rates);
-    raw->nrounds = ms->nrounds = 0;
-    free(raw->lat);
-    free(ms->lat);
-    raw->lat = ms->lat = NULL;
+    for (int i = 0; i < NSIDES; i++) {
+        free(st[i].lat);
+        memset(&st[i], 0, sizeof st[i]);
+    }
     cfg.threads = CONC;
-    cfg.max_ns = (args.quick ? 200 : 1000) * 1000000ull;
-    measure("runtime_reqrep_conc_64b", &cfg, &args, rounds, raw, ms);
-    paired_rate = paired_median(ms->rates, raw->rates, ms->nrounds, raw->nrounds);
-    bench_result_init(&r, "runtime_reqrep_conc_64b", "req/s", true, 0);
-    r.value = bench_median(ms->rates, ms->nrounds);
-    r.baseline = bench_median(raw->rates, raw->nrounds);
-    bench_result_add(&r, "requesters", CONC);
-    bench_result_add(&r, "paired_ratio", paired_rate);
-    bench_result_add(&r, "rounds", (double)rounds);
-    r.note = "CONC raw requesters, one connection each, for a fixed time";
-    bench_result_emit(&r);
+    cfg.max_ns = (args.quick ? 150 : 1000) * 1000000ull;
+    measure("runtime_reqrep_conc_64b", &cfg, &args, rounds, st);
+    emit_conc(st, MS, rounds);
+    emit_conc(st, INL, rounds);
 
     bench_server_stop(&srv);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", data_root);
     if (system(cmd) != 0)
         bench_log("could not remove %s", data_root);
-    free(raw);
-    free(ms);
+    free(st);
     return 0;
 }
