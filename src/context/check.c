@@ -494,9 +494,90 @@ cleanup:
     return s;
 }
 
+/* The value at an RFC 6901 pointer of doc, or NULL. */
+static const json_t *resolve(const json_t *doc, const char *ptr)
+{
+    char tok[256];
+    while (doc != NULL && *ptr == '/') {
+        size_t n = 0;
+        ptr++;
+        while (*ptr != '\0' && *ptr != '/' && n + 1 < sizeof tok) {
+            if (ptr[0] == '~' && (ptr[1] == '0' || ptr[1] == '1')) {
+                tok[n++] = ptr[1] == '0' ? '~' : '/';
+                ptr += 2;
+            } else {
+                tok[n++] = *ptr++;
+            }
+        }
+        tok[n] = '\0';
+        if (json_is_object(doc)) {
+            doc = json_object_get(doc, tok);
+        } else if (json_is_array(doc)) {
+            char *end;
+            unsigned long i = strtoul(tok, &end, 10);
+            doc = *end == '\0' && n > 0 ? json_array_get(doc, i) : NULL;
+        } else {
+            doc = NULL;
+        }
+    }
+    return *ptr == '\0' ? doc : NULL;
+}
+
+/* An additionalProperties error of the validator is about the object;
+ * a person wants the unknown field itself, and the ones allowed there. */
+static ms_status unknown_field(ms_check_report *r, const json_t *schema_doc, const char *path,
+                               const ms_schema_error *e, bool *done)
+{
+    static const char kw[] = "/additionalProperties";
+    static const char pre[] = "property '", post[] = "' is not allowed";
+    char ptr[600], parent[600], allowed[700];
+    size_t sl = strlen(e->schema_path), ml = strlen(e->message), len = 0;
+    const json_t *props;
+    const char *key, *k;
+    size_t klen;
+    void *it;
+
+    *done = false;
+    if (sl < sizeof kw - 1 || strcmp(e->schema_path + sl - (sizeof kw - 1), kw) != 0 ||
+        strncmp(e->message, pre, sizeof pre - 1) != 0 || ml < sizeof pre + sizeof post - 2 ||
+        strcmp(e->message + ml - (sizeof post - 1), post) != 0 ||
+        sl - (sizeof kw - 1) >= sizeof parent)
+        return MS_OK;
+    key = e->message + sizeof pre - 1;
+    klen = ml - (sizeof pre - 1) - (sizeof post - 1);
+    len = (size_t)snprintf(ptr, sizeof ptr, "%s/", e->instance_path);
+    for (size_t i = 0; i < klen && len + 3 < sizeof ptr; i++) {
+        if (key[i] == '~' || key[i] == '/') {
+            ptr[len++] = '~';
+            ptr[len++] = key[i] == '~' ? '0' : '1';
+        } else {
+            ptr[len++] = key[i];
+        }
+    }
+    ptr[len] = '\0';
+    memcpy(parent, e->schema_path, sl - (sizeof kw - 1));
+    parent[sl - (sizeof kw - 1)] = '\0';
+    props = json_object_get(resolve(schema_doc, parent), "properties");
+    len = 0;
+    allowed[0] = '\0';
+    for (it = json_object_iter((json_t *)props); it != NULL && len + 1 < sizeof allowed;
+         it = json_object_iter_next((json_t *)props, it)) {
+        k = json_object_iter_key(it);
+        int n = snprintf(allowed + len, sizeof allowed - len, "%s%s", len ? ", " : "", k);
+        if (n < 0)
+            break;
+        len += (size_t)n;
+    }
+    *done = true;
+    if (allowed[0] == '\0')
+        return ms__check_add(r, MS_CHECK_ERROR, "schema", path, 0, 0, ptr, "unknown field");
+    return ms__check_add(r, MS_CHECK_ERROR, "schema", path, 0, 0, ptr,
+                         "unknown field (expected one of: %s)", allowed);
+}
+
 /* Schema errors of doc as findings; *valid says whether there were none. */
-static ms_status schema_check(ms_check_report *r, const ms_schema *schema, const char *path,
-                              const json_t *doc, bool *valid)
+static ms_status schema_check(ms_check_report *r, const ms_schema *schema, const json_t *schema_doc,
+                              const char *path, const json_t *doc, bool *valid)
 {
     ms_schema_error *errs = NULL;
     size_t n = 0;
@@ -508,9 +589,13 @@ static ms_status schema_check(ms_check_report *r, const ms_schema *schema, const
     if (s != MS_ERR_SCHEMA)
         return s;
     s = MS_OK;
-    for (size_t i = 0; i < n && s == MS_OK; i++)
-        s = ms__check_add(r, MS_CHECK_ERROR, "schema", path, 0, 0, errs[i].instance_path, "%s",
-                          errs[i].message);
+    for (size_t i = 0; i < n && s == MS_OK; i++) {
+        bool done;
+        s = unknown_field(r, schema_doc, path, &errs[i], &done);
+        if (s == MS_OK && !done)
+            s = ms__check_add(r, MS_CHECK_ERROR, "schema", path, 0, 0, errs[i].instance_path, "%s",
+                              errs[i].message);
+    }
     ms_schema_errors_free(errs, n);
     return s;
 }
@@ -538,7 +623,7 @@ static ms_status loader_finding(ms_check_report *r, const char *path, const char
 typedef enum file_kind { KIND_CONTEXT = 0, KIND_AGENT, KIND_INTERFACE } file_kind;
 
 static ms_status load_component(ms_check_report *r, ms_schema *const schemas[3],
-                                ms__check_component *c)
+                                json_t *const schema_docs[3], ms__check_component *c)
 {
     static const char *const rel[3] = {"context/context.json", "context/agent-config.json",
                                        "interface.json"};
@@ -569,7 +654,7 @@ static ms_status load_component(ms_check_report *r, ms_schema *const schemas[3],
         s = read_json(r, *paths[k], &doc);
         if (s != MS_OK || doc == NULL)
             goto next;
-        s = schema_check(r, schemas[k], *paths[k], doc, &valid);
+        s = schema_check(r, schemas[k], schema_docs[k], *paths[k], doc, &valid);
         if (s != MS_OK || !valid)
             goto next;
         if (k == KIND_CONTEXT)
@@ -864,7 +949,8 @@ static ms_status cross_check(ms_check_report *r, const ms__check_stack *st,
 
 /* --- the entry point ------------------------------------------------------- */
 
-static ms_status load_schemas(const ms_check_options *opt, const char *first, ms_schema *schemas[3])
+static ms_status load_schemas(const ms_check_options *opt, const char *first, ms_schema *schemas[3],
+                              json_t *docs[3])
 {
     static const char *const names[3] = {"context.schema.json", "agent-config.schema.json",
                                          "interface.schema.json"};
@@ -893,6 +979,8 @@ static ms_status load_schemas(const ms_check_options *opt, const char *first, ms
             break;
         }
         s = ms_schema_load(p, &schemas[k]);
+        if (s == MS_OK)
+            s = ms_json_load_file(p, 0, &docs[k]);
         ms__free(p);
     }
 cleanup:
@@ -905,6 +993,7 @@ ms_status ms_check_stack(const char *const *paths, size_t n, const ms_check_opti
                          ms_check_report **out)
 {
     ms_schema *schemas[3] = {NULL, NULL, NULL};
+    json_t *schema_docs[3] = {NULL, NULL, NULL};
     dirlist list = {0};
     ms__check_stack st = {0};
     ms_check_report *r = NULL;
@@ -926,7 +1015,7 @@ ms_status ms_check_stack(const char *const *paths, size_t n, const ms_check_opti
     }
     if (s != MS_OK)
         goto cleanup;
-    s = load_schemas(opt, n > 0 ? paths[0] : root, schemas);
+    s = load_schemas(opt, n > 0 ? paths[0] : root, schemas, schema_docs);
     if (s != MS_OK)
         goto cleanup;
     r = ms__calloc(1, sizeof *r);
@@ -945,7 +1034,7 @@ ms_status ms_check_stack(const char *const *paths, size_t n, const ms_check_opti
         st.c[i].real = list.reals[i];
     }
     for (size_t i = 0; i < st.n && s == MS_OK; i++)
-        s = load_component(r, schemas, &st.c[i]);
+        s = load_component(r, schemas, schema_docs, &st.c[i]);
     for (size_t i = 0; i < st.n && s == MS_OK; i++)
         s = cross_check(r, &st, &st.c[i]);
     if (s == MS_OK) {
@@ -970,8 +1059,10 @@ cleanup:
         dirlist_free(&list);
     }
     ms_check_report_destroy(r);
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 3; k++) {
         ms_schema_destroy(schemas[k]);
+        json_decref(schema_docs[k]);
+    }
     ms__free(root);
     return s;
 }
