@@ -582,13 +582,13 @@ static void pattern_relations(void **state)
         const char *a, *b;
         bool overlap, a_covers_b;
     } cases[] = {
-        {"a.b", "a.b", true, true},        {"a.*", "a.b", true, true},
-        {"a.b", "a.*", true, false},       {"a.>", "a.b.c", true, true},
-        {"a.>", "a", false, false},        {">", "x", true, true},
-        {"a.*", "a.b.c", false, false},    {"a.*.c", "a.b.>", true, false},
-        {"a.b.>", "a.*.c", true, false},   {"a.b", "a.c", false, false},
-        {"*.b", "a.*", true, false},       {"a.>", "a.>", true, true},
-        {"a.*", "a.>", true, false},       {"events.user.>", "events.user.created", true, true},
+        {"a.b", "a.b", true, true},      {"a.*", "a.b", true, true},
+        {"a.b", "a.*", true, false},     {"a.>", "a.b.c", true, true},
+        {"a.>", "a", false, false},      {">", "x", true, true},
+        {"a.*", "a.b.c", false, false},  {"a.*.c", "a.b.>", true, false},
+        {"a.b.>", "a.*.c", true, false}, {"a.b", "a.c", false, false},
+        {"*.b", "a.*", true, false},     {"a.>", "a.>", true, true},
+        {"a.*", "a.>", true, false},     {"events.user.>", "events.user.created", true, true},
         {"ab.c", "a.c", false, false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -730,7 +730,8 @@ static void render_agents_md(void **state)
     /* beta: no interface.json; consumption with subjects, a component dependency. */
     snprintf(dir, sizeof dir, "%s/components/beta", root);
     ms_assert_ok(ms_context_render_dir(dir, &md));
-    assert_non_null(strstr(md, "- **alpha**, versions `>=1.0.0 <2.0.0`, subjects `events.alpha.>`"));
+    assert_non_null(
+        strstr(md, "- **alpha**, versions `>=1.0.0 <2.0.0`, subjects `events.alpha.>`"));
     assert_non_null(strstr(md, "Nothing: this component provides no interface."));
     assert_non_null(strstr(md, "No test command is recorded"));
     assert_non_null(strstr(md, "type `interface_changed`, interface `alpha`, breaking → escalate"));
