@@ -13,7 +13,8 @@
 #include "cli.h"
 
 static const cli_verb *const verbs[] = {
-    &cli_verb_run, &cli_verb_publish, &cli_verb_request, &cli_verb_health, &cli_verb_services,
+    &cli_verb_run,      &cli_verb_publish, &cli_verb_request, &cli_verb_health,
+    &cli_verb_services, &cli_verb_check,   &cli_verb_context,
 };
 #define NVERBS (sizeof verbs / sizeof verbs[0])
 
@@ -47,7 +48,8 @@ void cli_print_main_help(FILE *f)
           "       mstack help VERB | mstack VERB --help\n"
           "       mstack --version\n"
           "\n"
-          "mstack runs mainstack components and talks to them over NATS.\n"
+          "mstack runs mainstack components, talks to them over NATS and checks their\n"
+          "context files.\n"
           "\n"
           "Verbs:\n",
           f);
@@ -103,9 +105,10 @@ int main(int argc, char **argv)
         }
         verb = find_verb(argv[2]);
         if (verb == NULL) {
-            cli_error("unknown verb '%s'. Verbs: run, publish, request, health, services "
-                      "(mstack --help)",
-                      argv[2]);
+            cli_error(
+                "unknown verb '%s'. Verbs: run, publish, request, health, services, check, context "
+                "(mstack --help)",
+                argv[2]);
             return CLI_EXIT_USAGE;
         }
         cli_print_verb_help(verb, stdout);
@@ -118,9 +121,10 @@ int main(int argc, char **argv)
     }
     verb = find_verb(argv[1]);
     if (verb == NULL) {
-        cli_error("unknown verb '%s'. Verbs: run, publish, request, health, services. "
-                  "Try 'mstack --help'.",
-                  argv[1]);
+        cli_error(
+            "unknown verb '%s'. Verbs: run, publish, request, health, services, check, context. "
+            "Try 'mstack --help'.",
+            argv[1]);
         return CLI_EXIT_USAGE;
     }
     rc = cli_args_parse(verb, argc - 2, argv + 2, &args);
