@@ -260,6 +260,8 @@ double bench_result_emit(const bench_result *r)
     put_number(line, sizeof line, &off, r->value);
     put_text(line, sizeof line, &off, ", \"unit\": \"%s\", \"baseline\": ", r->unit);
     put_number(line, sizeof line, &off, r->baseline);
+    if (r->baseline_kind != NULL)
+        put_text(line, sizeof line, &off, ", \"baseline_kind\": \"%s\"", r->baseline_kind);
     put_text(line, sizeof line, &off, ", \"ratio\": ");
     put_number(line, sizeof line, &off, ratio);
     if (r->target > 0) {

@@ -78,7 +78,10 @@ typedef struct bench_result {
     double baseline;       /* the baseline, same unit */
     double target;         /* minimum ratio; 0 = informational, no pass field */
     const char *note;      /* optional "note" string; borrowed, no quotes or backslashes */
-    bool failed;           /* a correctness check failed: pass is false whatever the ratio */
+    /* optional "baseline_kind" string (what the baseline is when it is not
+     * a measured raw run, e.g. "budget"); borrowed, plain ASCII */
+    const char *baseline_kind;
+    bool failed; /* a correctness check failed: pass is false whatever the ratio */
     size_t n_extra;
     struct {
         const char *key; /* borrowed */

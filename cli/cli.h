@@ -77,6 +77,8 @@ extern const cli_verb cli_verb_publish;
 extern const cli_verb cli_verb_request;
 extern const cli_verb cli_verb_health;
 extern const cli_verb cli_verb_services;
+extern const cli_verb cli_verb_check;
+extern const cli_verb cli_verb_context;
 extern const cli_verb cli_verb_agent;
 extern const cli_verb cli_verb_escalations;
 

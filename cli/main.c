@@ -13,10 +13,22 @@
 #include "cli.h"
 
 static const cli_verb *const verbs[] = {
-    &cli_verb_run,    &cli_verb_publish,     &cli_verb_request, &cli_verb_health,
-    &cli_verb_services, &cli_verb_agent, &cli_verb_escalations,
+    &cli_verb_run,      &cli_verb_publish, &cli_verb_request, &cli_verb_health,
+    &cli_verb_services, &cli_verb_check,   &cli_verb_context, &cli_verb_agent,
+    &cli_verb_escalations,
 };
 #define NVERBS (sizeof verbs / sizeof verbs[0])
+
+/* "run, publish, ..." from the table. */
+static const char *verb_names(char *buf, size_t cap)
+{
+    size_t n = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < NVERBS && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? ", " : "", verbs[i]->name);
+    return buf;
+}
 
 static const cli_verb *find_verb(const char *name)
 {
@@ -48,7 +60,8 @@ void cli_print_main_help(FILE *f)
           "       mstack help VERB | mstack VERB --help\n"
           "       mstack --version\n"
           "\n"
-          "mstack runs mainstack components and talks to them over NATS.\n"
+          "mstack runs mainstack components, talks to them over NATS and checks their\n"
+          "context files.\n"
           "\n"
           "Verbs:\n",
           f);
@@ -104,9 +117,9 @@ int main(int argc, char **argv)
         }
         verb = find_verb(argv[2]);
         if (verb == NULL) {
-            cli_error("unknown verb '%s'. Verbs: run, publish, request, health, services "
-                      "(mstack --help)",
-                      argv[2]);
+            char names[256];
+            cli_error("unknown verb '%s'. Verbs: %s (mstack --help)", argv[2],
+                      verb_names(names, sizeof names));
             return CLI_EXIT_USAGE;
         }
         cli_print_verb_help(verb, stdout);
@@ -119,9 +132,9 @@ int main(int argc, char **argv)
     }
     verb = find_verb(argv[1]);
     if (verb == NULL) {
-        cli_error("unknown verb '%s'. Verbs: run, publish, request, health, services. "
-                  "Try 'mstack --help'.",
-                  argv[1]);
+        char names[256];
+        cli_error("unknown verb '%s'. Verbs: %s. Try 'mstack --help'.", argv[1],
+                  verb_names(names, sizeof names));
         return CLI_EXIT_USAGE;
     }
     rc = cli_args_parse(verb, argc - 2, argv + 2, &args);

@@ -27,3 +27,9 @@ configure_file(${PROJECT_SOURCE_DIR}/cmake/mainstack.pc.in
                ${PROJECT_BINARY_DIR}/mainstack.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/mainstack.pc
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+
+# The JSON Schemas of the context files: `mstack check` falls back to them
+# when it runs outside a project tree.
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/schemas/
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/mainstack/schemas
+        FILES_MATCHING PATTERN "*.schema.json")

@@ -11,6 +11,7 @@
 #include "mainstack/semver.h"
 #include "mainstack/context.h"
 #include "mainstack/agent.h"
+#include "mainstack/check.h"
 #include "mainstack/subject.h"
 #include "mainstack/bus.h"
 #include "mainstack/component.h"

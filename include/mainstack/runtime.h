@@ -7,7 +7,9 @@
  * instance has a mailbox on the runtime's worker pool: its handle_message,
  * health_check, handle_config_change and restarts run there, one at a time
  * (several handle_message calls at once for MS_COMPONENT_REENTRANT; the
- * lifecycle calls still run alone). Topics join the queue group named after
+ * lifecycle calls still run alone; an MS_COMPONENT_INLINE instance's
+ * handle_message runs on the bus delivery thread when the instance is
+ * idle). Topics join the queue group named after
  * the component; MS_TOPIC_FANOUT topics reach every instance.
  *
  * Subjects served by every runtime (docs/runtime.md has the payloads):

@@ -118,8 +118,13 @@ ms_status ms_component_validate(const ms_component_ops *ops, const char *where)
     if (strlen(md->description) > DESCRIPTION_MAX)
         return ms__err(MS_ERR_SCHEMA, "%s: metadata.description is over %d bytes", where,
                        DESCRIPTION_MAX);
-    if ((ops->flags & ~MS_COMPONENT_REENTRANT) != 0)
+    if ((ops->flags & ~(MS_COMPONENT_REENTRANT | MS_COMPONENT_INLINE)) != 0)
         return ms__err(MS_ERR_SCHEMA, "%s: unknown flags 0x%x", where, (unsigned)ops->flags);
+    if ((ops->flags & MS_COMPONENT_REENTRANT) != 0 && (ops->flags & MS_COMPONENT_INLINE) != 0)
+        return ms__err(MS_ERR_SCHEMA,
+                       "%s: flags MS_COMPONENT_REENTRANT and MS_COMPONENT_INLINE cannot be "
+                       "combined (inline dispatch is for serial components)",
+                       where);
     if (ops->create == NULL)
         missing = "create";
     else if (ops->destroy == NULL)

@@ -64,11 +64,23 @@ ms_status ms_ctx_publish_msg(ms_component_ctx *ctx, ms_message *msg)
     return ms_bus_publish_msg(ctx->inst->rt->bus, msg);
 }
 
+/* A request from a handler running inline on a bus delivery thread could
+ * wait for a reply that thread itself has to deliver: refused. */
+static ms_status refuse_inline_request(const ms_component_ctx *ctx, const char *subject)
+{
+    return ms__err(MS_ERR_STATE,
+                   "ms_ctx_request to %s: component %s is MS_COMPONENT_INLINE, whose handlers "
+                   "must not make requests (drop the flag to request from a handler)",
+                   subject != NULL ? subject : "(null)", ctx->inst->ops->metadata.name);
+}
+
 ms_status ms_ctx_request(ms_component_ctx *ctx, const char *subject, const void *data, size_t len,
                          int timeout_ms, ms_message **reply)
 {
     if (ctx == NULL)
         return ms__err(MS_ERR_INVALID_ARG, "ms_ctx_request: ctx is NULL");
+    if (ms__mailbox_current_is_inline())
+        return refuse_inline_request(ctx, subject);
     return ms_bus_request(ctx->inst->rt->bus, subject, data, len, timeout_ms, reply);
 }
 
@@ -77,6 +89,8 @@ ms_status ms_ctx_request_msg(ms_component_ctx *ctx, ms_message *msg, int timeout
 {
     if (ctx == NULL || msg == NULL)
         return ms__err(MS_ERR_INVALID_ARG, "ms_ctx_request_msg: ctx and msg are required");
+    if (ms__mailbox_current_is_inline())
+        return refuse_inline_request(ctx, ms_message_subject(msg));
     fill_source(ctx, msg);
     return ms_bus_request_msg(ctx->inst->rt->bus, msg, timeout_ms, reply);
 }

@@ -3,7 +3,8 @@
  * its answer back.
  *
  * The bus handler (a delivery thread) only queues the message on the
- * instance's mailbox; a full mailbox makes it wait up to
+ * instance's mailbox (an MS_COMPONENT_INLINE component's message it runs
+ * itself when the instance is idle); a full mailbox makes it wait up to
  * mailbox_full_timeout_ms, after which the message is refused: a request
  * gets a 503 error reply, an event is counted as dropped and logged. On a
  * worker, handle_message runs; its reply goes to the request's reply
@@ -161,6 +162,11 @@ void ms__on_topic_msg(ms_bus *bus, ms_subscription *sub, const ms_message *msg, 
     }
     d->ep = ep;
     d->msg = ms_message_ref((ms_message *)msg);
+    /* An inline component's message runs here when the instance is idle:
+     * no worker wake-up (MS_COMPONENT_INLINE). */
+    if ((inst->ops->flags & MS_COMPONENT_INLINE) != 0 &&
+        ms__mailbox_try_run_inline(inst->mb, deliver_task, d))
+        return;
     s = ms__mailbox_post(inst->mb, deliver_task, deliver_drop, d, 0,
                          inst->rt->opts.mailbox_full_timeout_ms);
     if (s != MS_OK) {

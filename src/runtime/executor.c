@@ -7,7 +7,11 @@
  * more than it has tasks; one while an exclusive task waits at the head)
  * and puts them on the pool's run queue; a worker takes a token, runs up to
  * BATCH tasks in a row while the mailbox allows it, then gives it back, so
- * one busy instance cannot starve the others. Locks: a mailbox's own mutex
+ * one busy instance cannot starve the others. A poster may also run a task
+ * itself, on its own thread, when a serial mailbox is idle
+ * (ms__mailbox_try_run_inline): it takes the token a worker would have
+ * taken, so every rule above holds unchanged, and saves the wake-up of a
+ * worker. Locks: a mailbox's own mutex
  * for its queue and counters, the pool's mutex for the run queue; the pool
  * mutex is never held while a mailbox mutex is taken.
  */
@@ -66,6 +70,8 @@ struct ms__executor {
 };
 
 static _Thread_local ms__mailbox *tls_current;
+/* True while the thread runs a task inline (ms__mailbox_try_run_inline). */
+static _Thread_local bool tls_inline;
 
 /* --- time ------------------------------------------------------------------ */
 
@@ -481,6 +487,45 @@ ms_status ms__mailbox_post(ms__mailbox *mb, ms__task_fn fn, ms__task_fn drop, vo
     return MS_OK;
 }
 
+bool ms__mailbox_try_run_inline(ms__mailbox *mb, ms__task_fn fn, void *arg)
+{
+    ms__mailbox *outer_mb;
+    bool outer_inline;
+    unsigned more;
+
+    if (mb == NULL || fn == NULL)
+        return false;
+    pthread_mutex_lock(&mb->mu);
+    if (mb->max_parallel != 1 || mb->len != 0 || mb->tokens != 0 || mb->dead || !mb->intake_open) {
+        pthread_mutex_unlock(&mb->mu);
+        return false;
+    }
+    /* Take the serial mailbox's only token, as a worker does from the run
+     * queue: what is posted meanwhile queues behind this task, an exclusive
+     * task waits for it, and wait_idle and destroy wait for it. */
+    mb->tokens = 1;
+    mb->running++;
+    pthread_mutex_unlock(&mb->mu);
+
+    outer_mb = tls_current;
+    outer_inline = tls_inline;
+    tls_current = mb;
+    tls_inline = true;
+    fn(arg);
+    tls_current = outer_mb;
+    tls_inline = outer_inline;
+
+    /* Give the token back; what was posted meanwhile goes to a worker. */
+    pthread_mutex_lock(&mb->mu);
+    mb->running--;
+    release_token(mb);
+    more = tokens_wanted(mb);
+    mb->tokens += more;
+    pthread_mutex_unlock(&mb->mu);
+    give_tokens(mb, more);
+    return true;
+}
+
 void ms__mailbox_set_intake(ms__mailbox *mb, bool open)
 {
     if (mb == NULL)
@@ -576,4 +621,9 @@ void ms__mailbox_destroy(ms__mailbox *mb)
 ms__mailbox *ms__mailbox_current(void)
 {
     return tls_current;
+}
+
+bool ms__mailbox_current_is_inline(void)
+{
+    return tls_inline;
 }

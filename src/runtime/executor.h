@@ -62,6 +62,19 @@ ms_status ms__mailbox_create(ms__executor *ex, size_t capacity, bool concurrent,
 ms_status ms__mailbox_post(ms__mailbox *mb, ms__task_fn fn, ms__task_fn drop, void *arg,
                            unsigned flags, int timeout_ms);
 
+/*
+ * Run fn(arg) at once on the calling thread, as the next task of mb, when
+ * mb is serial and idle (nothing queued, nothing running, no worker about
+ * to run it) and its intake is open; returns true after fn returned. Else
+ * returns false at once without calling fn (post it instead). While fn
+ * runs, mb counts as running: tasks posted meanwhile queue behind it (and
+ * go to a worker afterwards), exclusive ones wait for it, wait_idle and
+ * destroy wait for it; ms__mailbox_current() is mb and
+ * ms__mailbox_current_is_inline() true. This saves the hand-off to a
+ * worker (a thread wake-up) for a task that is known to be short.
+ */
+bool ms__mailbox_try_run_inline(ms__mailbox *mb, ms__task_fn fn, void *arg);
+
 /* Refuse (MS_ERR_CLOSED) or accept ordinary tasks again; closing wakes
  * posters waiting on a full mailbox. Control tasks are always accepted. */
 void ms__mailbox_set_intake(ms__mailbox *mb, bool open);
@@ -83,5 +96,8 @@ void ms__mailbox_destroy(ms__mailbox *mb);
 
 /* The mailbox whose task the calling thread is running, or NULL. */
 ms__mailbox *ms__mailbox_current(void);
+/* True while the calling thread runs a task through
+ * ms__mailbox_try_run_inline (not on a worker). */
+bool ms__mailbox_current_is_inline(void);
 
 #endif

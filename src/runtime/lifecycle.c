@@ -9,9 +9,7 @@
  * restart is a stop followed by a fresh start (a new object). Also here:
  * ms_instance_run_tests, which runs run_tests on the mailbox the same way.
  */
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -20,30 +18,6 @@
 #include "runtime/runtime_internal.h"
 
 #define MOD "runtime"
-#include <stdatomic.h>
-#include <time.h>
-static char dbg_ring[4096][120];
-static atomic_int dbg_n;
-void ms__dbg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void ms__dbg(const char *fmt, ...)
-{
-    struct timespec ts;
-    va_list ap;
-    int i = atomic_fetch_add(&dbg_n, 1) % 4096;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int n = snprintf(dbg_ring[i], 120, "%ld.%06ld ", (long)ts.tv_sec, ts.tv_nsec / 1000);
-    va_start(ap, fmt);
-    vsnprintf(dbg_ring[i] + n, 120 - (size_t)n, fmt, ap);
-    va_end(ap);
-}
-__attribute__((destructor)) static void dbg_dump(void)
-{
-    if (getenv("MS_DBG") == NULL)
-        return;
-    int n = atomic_load(&dbg_n);
-    for (int i = 0; i < n && i < 4096; i++)
-        fprintf(stderr, "DBG %s\n", dbg_ring[i]);
-}
 
 static ms_status subscribe_all(ms_instance *inst)
 {
@@ -58,7 +32,6 @@ static ms_status subscribe_all(ms_instance *inst)
             continue;
         s = ms_bus_subscribe(rt->bus, ep->subject, ep->fanout ? NULL : name, ms__on_topic_msg, ep,
                              &ep->sub);
-        ms__dbg("sub %s %s %p", ep->subject, ms_status_name(s), (void *)ep->sub);
         if (s != MS_OK) {
             s = ms__err_wrap(s, "subscribing to %s", ep->subject);
             break;
@@ -81,7 +54,6 @@ void ms__instance_unsubscribe(ms_instance *inst)
         ms__endpoint *ep = &inst->eps[i];
         if (ep->sub == NULL)
             continue;
-        ms__dbg("unsub %s %p", ep->subject, (void *)ep->sub);
         if (ms_subscription_unsubscribe(ep->sub) != MS_OK)
             ms_log_kv(MS_LOG_WARN, MOD, "unsubscribe failed", "subject", ep->subject, "error",
                       ms_last_error(), NULL);
@@ -137,7 +109,6 @@ static void start_instance(ms_instance *inst)
 
     pthread_mutex_lock(&inst->mu);
     inst->state = MS_INSTANCE_RUNNING;
-    ms__dbg("running");
     inst->consecutive_failures = 0;
     inst->consecutive_unhealthy = 0;
     inst->health.status = MS_HEALTH_HEALTHY;

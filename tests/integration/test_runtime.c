@@ -69,6 +69,65 @@ static const ms_component_ops reent_ops = {
     .handle_message = reent_handle,
 };
 
+/* "inl" (MS_COMPONENT_INLINE) and its twin "noinl" (no flag): .where
+ * answers with the name of the thread that ran the handler, .ask makes a
+ * request from the handler and returns its status, .serial detects a second
+ * call entering while one runs. */
+static atomic_int inl_overlaps, inl_handled;
+
+static ms_status inl_handle(void *self, const ms_message *in, ms_message **reply)
+{
+    tc_self *s = self;
+    const char *subj = ms_message_subject(in);
+    char name[32] = "";
+    ms_message *r = NULL;
+    ms_status st;
+
+    if (strstr(subj, ".where") != NULL) {
+        if (pthread_getname_np(pthread_self(), name, sizeof name) != 0)
+            snprintf(name, sizeof name, "?");
+        return tc_reply_str(in, name, reply);
+    }
+    if (strstr(subj, ".ask") != NULL) {
+        st = ms_ctx_request(s->ctx, "component.recho.echo", "x", 1, 2000, &r);
+        ms_message_unref(r);
+        if (st != MS_OK)
+            return st;
+        return tc_reply_str(in, "asked", reply);
+    }
+    if (atomic_fetch_add(&s->inside, 1) != 0)
+        atomic_fetch_add(&inl_overlaps, 1);
+    ms_test_sleep_ms(1);
+    atomic_fetch_sub(&s->inside, 1);
+    atomic_fetch_add(&inl_handled, 1);
+    return tc_reply_str(in, "ok", reply);
+}
+
+static const ms_topic inl_topics[] = {
+    {"component.inl.where", 0}, {"component.inl.ask", 0}, {"component.inl.serial", 0}, {NULL, 0}};
+static const ms_component_ops inl_ops = {
+    .abi_version = MS_COMPONENT_ABI,
+    .metadata = {"inl", "1.0.0", "handlers inline on the delivery thread"},
+    .flags = MS_COMPONENT_INLINE,
+    .create = tc_create,
+    .destroy = tc_destroy,
+    .initialize = tc_init,
+    .topics = inl_topics,
+    .handle_message = inl_handle,
+};
+
+static const ms_topic noinl_topics[] = {
+    {"component.noinl.where", 0}, {"component.noinl.ask", 0}, {NULL, 0}};
+static const ms_component_ops noinl_ops = {
+    .abi_version = MS_COMPONENT_ABI,
+    .metadata = {"noinl", "1.0.0", "the same on the workers"},
+    .create = tc_create,
+    .destroy = tc_destroy,
+    .initialize = tc_init,
+    .topics = noinl_topics,
+    .handle_message = inl_handle,
+};
+
 /* "conf": answers with its config; refuses a config with "reject": true. */
 static ms_status conf_change(void *self, const json_t *config)
 {
@@ -182,6 +241,8 @@ static collector *fire(fixture *f, const char *subject, const char *payload, int
 
 /* --- cases ------------------------------------------------------------------------ */
 
+static void check_error_reply(ms_message *r, const char *text, const char *code);
+
 static void echo_request(void **state)
 {
     fixture *f = *state;
@@ -217,6 +278,59 @@ static void echo_request(void **state)
     assert_true(ms_runtime_workers(f->rt) == 4);
     assert_string_equal(ms_bus_transport(ms_runtime_bus(f->rt)),
                         f->server != NULL ? "nats" : "inproc");
+}
+
+/* MS_COMPONENT_INLINE: an idle instance's handler runs on the delivery
+ * thread, not a worker; calls still never overlap (the ones that find the
+ * instance busy go to a worker); ms_ctx_request is refused with a clear
+ * error; without the flag every call runs on a worker. */
+static void inline_dispatch(void **state)
+{
+    fixture *f = *state;
+    ms_runtime_options o;
+    int inline_runs = 0;
+    test_opts(f, &o);
+    start_rt(f, &o);
+    ms_assert_ok(ms_runtime_add(f->rt, &inl_ops, NULL, NULL));
+    ms_assert_ok(ms_runtime_add(f->rt, &noinl_ops, NULL, NULL));
+    ms_assert_ok(ms_runtime_add(f->rt, &recho_ops, NULL, NULL));
+
+    /* serial requests find the instance idle (but maybe the first, right
+     * after the start task) */
+    for (int i = 0; i < 5; i++) {
+        ms_message *r = request_str(f, "component.inl.where", "");
+        char name[32];
+        snprintf(name, sizeof name, "%.*s", (int)ms_message_len(r),
+                 (const char *)ms_message_data(r));
+        if (strncmp(name, "ms-worker", 9) != 0)
+            inline_runs++;
+        ms_message_unref(r);
+        r = request_str(f, "component.noinl.where", "");
+        snprintf(name, sizeof name, "%.*s", (int)ms_message_len(r),
+                 (const char *)ms_message_data(r));
+        assert_true(strncmp(name, "ms-worker", 9) == 0);
+        ms_message_unref(r);
+    }
+    assert_true(inline_runs >= 4);
+
+    /* a burst: some inline, the rest queued for a worker; never two at once */
+    atomic_store(&inl_overlaps, 0);
+    atomic_store(&inl_handled, 0);
+    collector *k = fire(f, "component.inl.serial", "x", 40);
+    assert_int_equal(collected_wait(k, 40, 5000), 40);
+    assert_int_equal(atomic_load(&inl_handled), 40);
+    assert_int_equal(atomic_load(&inl_overlaps), 0);
+    collect_free(k);
+
+    /* a request from an inline handler: refused, named, answered 409 */
+    ms_message *r = request_str(f, "component.inl.ask", "");
+    check_error_reply(r, "MS_COMPONENT_INLINE", "409");
+    assert_contains(ms_message_header(r, "Nats-Service-Error"), "component.recho.echo");
+    ms_message_unref(r);
+    /* the same handler on a worker may request */
+    r = request_str(f, "component.noinl.ask", "");
+    assert_payload(r, "asked");
+    ms_message_unref(r);
 }
 
 /* A borrowed bus: the runtime uses it and leaves it open. */
@@ -1009,6 +1123,7 @@ BOTH(shutdown_under_load)
 BOTH(shutdown_deadline_under_load)
 BOTH(remove_instance)
 BOTH(mailbox_full_refuses)
+BOTH(inline_dispatch)
 
 int main(int argc, char **argv)
 {
@@ -1042,6 +1157,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(inproc_remove_instance, setup_inproc, teardown),
         cmocka_unit_test_setup_teardown(nats_mailbox_full_refuses, setup_nats, teardown),
         cmocka_unit_test_setup_teardown(inproc_mailbox_full_refuses, setup_inproc, teardown),
+        cmocka_unit_test_setup_teardown(nats_inline_dispatch, setup_nats, teardown),
+        cmocka_unit_test_setup_teardown(inproc_inline_dispatch, setup_inproc, teardown),
         cmocka_unit_test_setup_teardown(plugin_load_errors, setup_inproc, teardown),
         cmocka_unit_test_setup_teardown(load_by_name, setup_inproc, teardown),
         cmocka_unit_test_setup_teardown(config_file_reload, setup_inproc, teardown),

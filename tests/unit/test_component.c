@@ -70,6 +70,23 @@ static void validate_good(void **state)
     ms_assert_ok(ms_component_validate(&ops, NULL));
     ops.flags = MS_COMPONENT_REENTRANT;
     ms_assert_ok(ms_component_validate(&ops, NULL));
+    ops.flags = MS_COMPONENT_INLINE;
+    ms_assert_ok(ms_component_validate(&ops, NULL));
+}
+
+/* Inline dispatch is for serial components; unknown component flags are
+ * refused. */
+static void validate_flags(void **state)
+{
+    (void)state;
+    ms_component_ops ops = good_ops();
+
+    ops.flags = MS_COMPONENT_REENTRANT | MS_COMPONENT_INLINE;
+    ms_assert_status(ms_component_validate(&ops, "t.so"), MS_ERR_SCHEMA);
+    assert_error_has("t.so: flags MS_COMPONENT_REENTRANT and MS_COMPONENT_INLINE");
+    ops.flags = 0x100;
+    ms_assert_status(ms_component_validate(&ops, "t.so"), MS_ERR_SCHEMA);
+    assert_error_has("unknown flags 0x100");
 }
 
 static void validate_null(void **state)
@@ -357,6 +374,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(semver_cases),
         cmocka_unit_test(validate_functions),
         cmocka_unit_test(validate_topics),
+        cmocka_unit_test(validate_flags),
         cmocka_unit_test(health_names),
         cmocka_unit_test(test_report),
         cmocka_unit_test(plugin_good),

@@ -43,7 +43,9 @@ static void loads_user_service(void **state)
     assert_string_equal(dep->version, ">=3.35.0 <4.0.0");
     assert_int_equal(ms_context_provides_count(ctx), 1);
     assert_string_equal(ms_context_provides_at(ctx, 0)->name, "user-service");
-    assert_int_equal(ms_context_consumes_count(ctx), 0);
+    /* Only the component ABI, which libmainstack provides. */
+    assert_int_equal(ms_context_consumes_count(ctx), 1);
+    assert_string_equal(ms_context_consumes_at(ctx, 0)->name, "mainstack-component");
     assert_true(ms_context_issue_count(ctx) >= 4);
     assert_true(ms_context_performance_count(ctx) >= 1);
     assert_true(ms_context_security_count(ctx) >= 1);

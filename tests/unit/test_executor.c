@@ -529,6 +529,118 @@ static void current_mailbox(void **state)
     assert_true(ms__executor_destroy(ex, -1));
 }
 
+/* --- running a task inline ---------------------------------------------------- */
+
+typedef struct inline_probe {
+    ms__mailbox *mb;
+    pthread_t thread;
+    ms__mailbox *current;
+    bool is_inline;
+    probe *p;       /* jobs posted from inside the inline task */
+    int ran_inside; /* p->ran seen just before the inline task returned */
+} inline_probe;
+
+static void inline_task(void *arg)
+{
+    inline_probe *ip = arg;
+    ip->thread = pthread_self();
+    ip->current = ms__mailbox_current();
+    ip->is_inline = ms__mailbox_current_is_inline();
+    if (ip->p != NULL) {
+        /* posted while the inline task holds the mailbox: they wait for it */
+        for (int i = 0; i < 3; i++)
+            ms_assert_ok(post_job(ip->mb, ip->p, i, 0, 0));
+        ms_test_sleep_ms(20); /* a free worker would have started them by now */
+        ip->ran_inside = atomic_load(&ip->p->ran);
+    }
+}
+
+static void inline_runs_on_caller_when_idle(void **state)
+{
+    (void)state;
+    ms__executor *ex = NULL;
+    ms__mailbox *mb = NULL;
+    inline_probe ip;
+    probe p;
+    memset(&ip, 0, sizeof ip);
+    memset(&p, 0, sizeof p);
+    ms_assert_ok(ms__executor_create(1, &ex));
+    ms_assert_ok(ms__mailbox_create(ex, 8, false, &mb));
+    ip.mb = mb;
+    ip.p = &p;
+    assert_true(ms__mailbox_try_run_inline(mb, inline_task, &ip));
+    assert_true(pthread_equal(ip.thread, pthread_self()));
+    assert_ptr_equal(ip.current, mb);
+    assert_true(ip.is_inline);
+    assert_int_equal(ip.ran_inside, 0);
+    /* back to normal on this thread; what was posted meanwhile runs next,
+     * on the worker, in order */
+    assert_null(ms__mailbox_current());
+    assert_false(ms__mailbox_current_is_inline());
+    assert_true(ms__mailbox_wait_idle(mb, 5000));
+    assert_int_equal(atomic_load(&p.ran), 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(p.order[i], i);
+    assert_int_equal(atomic_load(&p.overlaps), 0);
+    /* a task on a worker is not inline */
+    memset(&ip, 0, sizeof ip);
+    ms_assert_ok(ms__mailbox_post(mb, inline_task, NULL, &ip, 0, 0));
+    assert_true(ms__mailbox_wait_idle(mb, 5000));
+    assert_ptr_equal(ip.current, mb);
+    assert_false(ip.is_inline);
+    assert_false(pthread_equal(ip.thread, pthread_self()));
+    ms__mailbox_destroy(mb);
+    assert_true(ms__executor_destroy(ex, -1));
+}
+
+static int inline_ran;
+static void count_inline(void *arg)
+{
+    (void)arg;
+    inline_ran++;
+}
+
+/* Busy, queued, concurrent or closed mailboxes refuse: fn is not called. */
+static void inline_refused_unless_idle(void **state)
+{
+    (void)state;
+    ms__executor *ex = NULL;
+    ms__mailbox *mb = NULL, *cmb = NULL;
+    probe p;
+    gate g;
+    memset(&p, 0, sizeof p);
+    gate_init(&g);
+    inline_ran = 0;
+    ms_assert_ok(ms__executor_create(2, &ex)); /* 2: cmb is really concurrent */
+    ms_assert_ok(ms__mailbox_create(ex, 8, false, &mb));
+    ms_assert_ok(ms__mailbox_create(ex, 8, true, &cmb));
+
+    assert_false(ms__mailbox_try_run_inline(NULL, count_inline, NULL));
+    assert_false(ms__mailbox_try_run_inline(mb, NULL, NULL));
+    /* running */
+    ms_assert_ok(ms__mailbox_post(mb, gate_task, NULL, &g, 0, 0));
+    assert_true(ms_test_wait_until(gate_entered, &g, 5000));
+    assert_false(ms__mailbox_try_run_inline(mb, count_inline, NULL));
+    /* running and queued */
+    ms_assert_ok(post_job(mb, &p, 0, 0, 0));
+    assert_false(ms__mailbox_try_run_inline(mb, count_inline, NULL));
+    gate_open(&g);
+    assert_true(ms__mailbox_wait_idle(mb, 5000));
+    /* concurrent mailboxes never run inline */
+    assert_false(ms__mailbox_try_run_inline(cmb, count_inline, NULL));
+    /* closed intake */
+    ms__mailbox_set_intake(mb, false);
+    assert_false(ms__mailbox_try_run_inline(mb, count_inline, NULL));
+    ms__mailbox_set_intake(mb, true);
+    assert_true(ms__mailbox_try_run_inline(mb, count_inline, NULL));
+    assert_int_equal(inline_ran, 1);
+    assert_int_equal(atomic_load(&p.ran), 1);
+    ms__mailbox_destroy(mb);
+    ms__mailbox_destroy(cmb);
+    assert_true(ms__executor_destroy(ex, -1));
+    gate_destroy(&g);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -544,6 +656,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(discard_and_destroy_drop),
         cmocka_unit_test(busy_mailbox_yields),
         cmocka_unit_test(current_mailbox),
+        cmocka_unit_test(inline_runs_on_caller_when_idle),
+        cmocka_unit_test(inline_refused_unless_idle),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
