@@ -41,16 +41,14 @@ static void on_event(const ms_agent_event *ev, void *closure)
     (void)closure;
     pthread_mutex_lock(&print_mu);
     if (json_out) {
-        json_t *j = ev->kind == MS_AGENT_DECIDED
-                        ? json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:b}", "event", "decision",
-                                    "component", ev->component, "decision",
-                                    ms_verdict_str(ev->decision->verdict), "rule",
-                                    ev->decision->rule, "reason", ev->decision->reason,
-                                    "decision_id", (json_int_t)ev->decision_id, "fresh",
-                                    ev->fresh)
-                        : json_pack("{s:s,s:s,s:I,s:s}", "event", "run", "component",
-                                    ev->component, "run_id", (json_int_t)ev->run_id, "state",
-                                    ev->run_state);
+        json_t *j =
+            ev->kind == MS_AGENT_DECIDED
+                ? json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:b}", "event", "decision", "component",
+                            ev->component, "decision", ms_verdict_str(ev->decision->verdict),
+                            "rule", ev->decision->rule, "reason", ev->decision->reason,
+                            "decision_id", (json_int_t)ev->decision_id, "fresh", ev->fresh)
+                : json_pack("{s:s,s:s,s:I,s:s}", "event", "run", "component", ev->component,
+                            "run_id", (json_int_t)ev->run_id, "state", ev->run_state);
         if (j != NULL && ev->event_subject != NULL)
             json_object_set_new(j, "subject", json_string(ev->event_subject));
         if (j != NULL)
@@ -158,8 +156,8 @@ static int run(const cli_verb *verb, const cli_args *a)
     }
     pthread_mutex_lock(&print_mu);
     if (json_out) {
-        json_t *j = json_pack("{s:s,s:s,s:s,s:[]}", "event", "watching", "nats",
-                              cli_client_url(a), "registry", regpath, "components");
+        json_t *j = json_pack("{s:s,s:s,s:s,s:[]}", "event", "watching", "nats", cli_client_url(a),
+                              "registry", regpath, "components");
         for (size_t i = 0; j != NULL && i < nagents; i++)
             json_array_append_new(json_object_get(j, "components"),
                                   json_string(ms_agent_component(agents[i])));

@@ -79,8 +79,8 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    if (mkdtemp(root) == NULL || sim_component_write(root, name, autonomous, work_ms, dir,
-                                                     sizeof dir) != 0) {
+    if (mkdtemp(root) == NULL ||
+        sim_component_write(root, name, NULL, autonomous, work_ms, dir, sizeof dir) != 0) {
         perror("agent-simulator: writing the component");
         return 1;
     }
@@ -95,8 +95,8 @@ int main(int argc, char **argv)
     o.on_event = on_event;
     if (ms_agent_create(&o, &agent) != MS_OK || ms_agent_start(agent) != MS_OK)
         goto fail;
-    printf("[%s] agent up on %s (autonomous: %s, work: %d ms); waiting for broadcasts\n", name,
-           url, autonomous ? "yes" : "no", work_ms);
+    printf("[%s] agent up on %s (autonomous: %s, work: %d ms); waiting for broadcasts\n", name, url,
+           autonomous ? "yes" : "no", work_ms);
     fflush(stdout);
     sigwait(&set, &sig);
     rc = 0;

@@ -26,10 +26,10 @@ static int write_text(const char *path, const char *text)
     return rc;
 }
 
-int sim_component_write(const char *root, const char *name, bool autonomous, int work_ms,
-                        char *dir, size_t cap)
+int sim_component_write(const char *root, const char *name, const char *iface, bool autonomous,
+                        int work_ms, char *dir, size_t cap)
 {
-    char path[4200], text[4096];
+    char path[4200], text[4096], match[256];
 
     snprintf(path, sizeof path, "%s/components", root);
     if (make_dir(root) != 0 || make_dir(path) != 0)
@@ -49,6 +49,10 @@ int sim_component_write(const char *root, const char *name, bool autonomous, int
              name, work_ms);
     if (write_text(path, text) != 0)
         return -1;
+    if (iface != NULL)
+        snprintf(match, sizeof match, ", \"interface\": \"%s\"", iface);
+    else
+        match[0] = '\0';
     snprintf(path, sizeof path, "%s/context/agent-config.json", dir);
     snprintf(text, sizeof text,
              "{\n"
@@ -58,7 +62,7 @@ int sim_component_write(const char *root, const char *name, bool autonomous, int
              "  \"autonomy\": {\"level\": \"%s\", \"may_deploy\": false},\n"
              "  \"rules\": [\n"
              "    {\"name\": \"any-interface-change\", \"match\": {\"type\": "
-             "\"interface_changed\"}, \"decision\": \"act\",\n"
+             "\"interface_changed\"%s}, \"decision\": \"act\",\n"
              "     \"reason\": \"every interface change is worth a look in this simulation\"},\n"
              "    {\"name\": \"any-dependency-update\", \"match\": {\"type\": "
              "\"dependency_update\"}, \"decision\": \"act\",\n"
@@ -68,7 +72,7 @@ int sim_component_write(const char *root, const char *name, bool autonomous, int
              "    \"change\": {\"argv\": [\"sleep\", \"%d.%03d\"], \"timeout_s\": %d}\n"
              "  }\n"
              "}\n",
-             name, autonomous ? "major" : "observe", work_ms / 1000, work_ms % 1000,
+             name, autonomous ? "major" : "observe", match, work_ms / 1000, work_ms % 1000,
              work_ms / 1000 + 60);
     return write_text(path, text);
 }

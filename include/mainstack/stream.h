@@ -99,6 +99,11 @@ ms_status ms_consumer_open(ms_bus *bus, const ms_stream_config *cfg,
  * MS_ERR_CLOSED (the consumer or bus was closed), MS_ERR_CONNECTION. */
 ms_status ms_consumer_next(ms_consumer *c, int timeout_ms, ms_delivery **out);
 
+/* Make a waiting (or any later) ms_consumer_next return MS_ERR_CLOSED at
+ * once: the way to stop a reader thread before closing. Any thread;
+ * NULL-safe; deliveries already handed out can still be acknowledged. */
+void ms_consumer_interrupt(ms_consumer *c);
+
 /* Close the consumer; the server keeps the durable state. NULL-safe. */
 void ms_consumer_close(ms_consumer *c);
 

@@ -56,7 +56,7 @@ struct ms_agent {
     pthread_mutex_t mu; /* guards the queue, the flags and runs; with the cvs */
     pthread_cond_t cv_items, cv_space, cv_idle;
     item *queue;
-    size_t cap, head, len;
+    size_t cap, head, len; /* cap grows (doubling) up to o.max_pending */
     bool started, stopping, worker_busy;
     int runs; /* pipelines running */
 
@@ -187,7 +187,9 @@ ms_status ms_agent_create(const ms_agent_options *o, ms_agent **out)
     }
     if (o->evaluator_argv != NULL && o->evaluator_argv[0] != NULL)
         a->evaluator_argv = copy_argv(o->evaluator_argv);
-    a->cap = a->o.max_pending;
+    /* the queue starts small and grows to max_pending: hundreds of idle
+     * agents in one host cost little */
+    a->cap = a->o.max_pending < 64 ? a->o.max_pending : 64;
     a->queue = ms__calloc(a->cap, sizeof *a->queue);
     if (a->component_dir == NULL || a->root == NULL || a->agent_id == NULL || a->queue == NULL ||
         (o->evaluator_argv != NULL && o->evaluator_argv[0] != NULL && a->evaluator_argv == NULL)) {
@@ -321,8 +323,7 @@ static ms_status carry_out(ms_agent *a, const ms_message *msg, const ms_decision
         pthread_mutex_lock(&a->mu);
         a->runs++;
         pthread_mutex_unlock(&a->mu);
-        s = ms__pipeline_start(&a->env, decision_id, input, MS_ACTION_CHANGE, on_run_done, a,
-                               NULL);
+        s = ms__pipeline_start(&a->env, decision_id, input, MS_ACTION_CHANGE, on_run_done, a, NULL);
         if (s == MS_OK) {
             count(a, ST_RUNS_STARTED);
         } else {
@@ -365,8 +366,8 @@ ms_status ms_agent_handle(ms_agent *a, const ms_message *msg, int64_t *decision_
     if ((s = ms_agent_evaluate(msg, a->ctx, a->cfg, &d)) != MS_OK)
         goto fail;
     if (a->evaluator_argv != NULL)
-        ms__evaluator_consult(a->o.evaluator_argv, a->o.evaluator_timeout_ms, msg, a->ctx,
-                              a->cfg, &d);
+        ms__evaluator_consult(a->o.evaluator_argv, a->o.evaluator_timeout_ms, msg, a->ctx, a->cfg,
+                              &d);
     rd = (ms_registry_decision){
         .component = ms_context_component(a->ctx),
         .decision = ms_verdict_str(d.verdict),
@@ -413,6 +414,24 @@ fail:
 
 /* --- intake -------------------------------------------------------------- */
 
+/* Double the ring (under a->mu), up to max_pending. false when it is at
+ * its bound or memory is short. */
+static bool grow_locked(ms_agent *a)
+{
+    size_t cap = a->cap * 2 > a->o.max_pending ? a->o.max_pending : a->cap * 2;
+    item *q;
+
+    if (cap <= a->cap || (q = ms__calloc(cap, sizeof *q)) == NULL)
+        return false;
+    for (size_t i = 0; i < a->len; i++)
+        q[i] = a->queue[(a->head + i) % a->cap];
+    ms__free(a->queue);
+    a->queue = q;
+    a->head = 0;
+    a->cap = cap;
+    return true;
+}
+
 /* Queue it; waits while full, up to wait_ms (< 0: until stopping). false
  * when not queued (full past the wait, or stopping). */
 static bool push(ms_agent *a, ms_message *m, ms_delivery *d, int wait_ms)
@@ -421,7 +440,7 @@ static bool push(ms_agent *a, ms_message *m, ms_delivery *d, int wait_ms)
     bool ok = false;
 
     pthread_mutex_lock(&a->mu);
-    while (!a->stopping && a->len == a->cap) {
+    while (!a->stopping && a->len == a->cap && !grow_locked(a)) {
         if (wait_ms < 0)
             pthread_cond_wait(&a->cv_space, &a->mu);
         else if (pthread_cond_timedwait(&a->cv_space, &a->mu, &until) != 0)
@@ -575,8 +594,8 @@ ms_status ms_agent_start(ms_agent *a)
     if (ntopics > 0 && (a->subs = ms__calloc(ntopics, sizeof *a->subs)) == NULL)
         return ms__err(MS_ERR_NO_MEMORY, "agent: allocating");
     for (size_t i = 0; i < ntopics; i++) {
-        s = ms_bus_subscribe(a->o.bus, ms_agent_config_topic_at(a->cfg, i), a->durable, on_topic,
-                             a, &a->subs[a->nsubs]);
+        s = ms_bus_subscribe(a->o.bus, ms_agent_config_topic_at(a->cfg, i), a->durable, on_topic, a,
+                             &a->subs[a->nsubs]);
         if (s != MS_OK)
             return ms__err_wrap(s, "agent %s: monitored topic %s", ms_context_component(a->ctx),
                                 ms_agent_config_topic_at(a->cfg, i));
@@ -627,6 +646,7 @@ ms_status ms_agent_stop(ms_agent *a, int timeout_ms)
     pthread_cond_broadcast(&a->cv_items);
     pthread_cond_broadcast(&a->cv_space);
     pthread_mutex_unlock(&a->mu);
+    ms_consumer_interrupt(a->consumer); /* the reader's fetch returns now */
     if (a->have_reader) {
         pthread_join(a->reader, NULL);
         a->have_reader = false;

@@ -51,7 +51,8 @@ ms_status ms__escalate(const ms__pipeline_env *env, int64_t decision_id, const c
 void ms__evaluator_consult(const char *const *argv, int timeout_ms, const ms_message *msg,
                            const ms_context *ctx, const ms_agent_config *cfg, ms_decision *d);
 
-/* "<root>/.mainstack/runs/<component>/<run_id>": malloc'd, made (mkdir -p). */
-ms_status ms__run_dir(const char *root, const char *component, int64_t run_id, char **out);
+/* "<root>/.mainstack/runs/<component>", where the step logs go
+ * (<run id>.<step>.log): malloc'd, made (mkdir -p). */
+ms_status ms__run_dir(const char *root, const char *component, char **out);
 
 #endif

@@ -21,8 +21,7 @@ ms_status ms__escalate(const ms__pipeline_env *env, int64_t decision_id, const c
 {
     const char *component = ms_context_component(env->ctx);
     int64_t eid = 0;
-    ms_status s = ms_registry_escalate(env->registry, component, decision_id, reason, detail,
-                                       &eid);
+    ms_status s = ms_registry_escalate(env->registry, component, decision_id, reason, detail, &eid);
     json_t *event;
     char *text = NULL;
     size_t len = 0;
@@ -33,8 +32,8 @@ ms_status ms__escalate(const ms__pipeline_env *env, int64_t decision_id, const c
         *id = eid;
     if (env->bus == NULL)
         return MS_OK;
-    event = json_pack("{s:I,s:s,s:s,s:s}", "escalation_id", (json_int_t)eid, "component",
-                      component, "reason", reason, "agent", env->agent_id ? env->agent_id : "");
+    event = json_pack("{s:I,s:s,s:s,s:s}", "escalation_id", (json_int_t)eid, "component", component,
+                      "reason", reason, "agent", env->agent_id ? env->agent_id : "");
     if (event != NULL && decision_id > 0)
         json_object_set_new(event, "decision_id", json_integer(decision_id));
     if (event != NULL && detail != NULL) {

@@ -90,8 +90,7 @@ void ms__evaluator_consult(const char *const *argv, int timeout_ms, const ms_mes
         char reason[sizeof d->reason];
 
         snprintf(reason, sizeof reason, "evaluator: %.1800s (policy %s by %.90s)",
-                 e.reason[0] ? e.reason : "(no reason given)", ms_verdict_str(d->verdict),
-                 d->rule);
+                 e.reason[0] ? e.reason : "(no reason given)", ms_verdict_str(d->verdict), d->rule);
         d->verdict = e.verdict;
         snprintf(d->rule, sizeof d->rule, "evaluator:%.80s", e.rule[0] ? e.rule : "answer");
         snprintf(d->reason, sizeof d->reason, "%s", reason);

@@ -7,10 +7,10 @@
  * next one, or opens an escalation when the step failed (it could not
  * start, exited non-zero, was killed, or ran out of time). Steps the config
  * does not define are skipped. Every step gets the same input on stdin (the
- * message, context, config and decision as JSON; also kept as input.json in
- * the run directory) and MAINSTACK_* variables, never anything spliced into
- * its argv; it runs in the project root with its output appended to
- * <run dir>/<step>.log.
+ * message, context, config and decision as JSON) and
+ * MAINSTACK_* variables, never anything spliced into its argv; it runs in the
+ * project root with its output appended to
+ * <root>/.mainstack/runs/<component>/<run id>.<step>.log.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +26,7 @@
 #define STEP_TIMEOUT_DEFAULT_S 600
 #define LOG_MAX (16u << 20)
 #define TAIL_MAX 4096
-#define ENV_FIXED 12
+#define ENV_FIXED 11
 
 typedef struct run {
     ms__pipeline_env env; /* strings and objects borrowed from the owner */
@@ -54,7 +54,7 @@ static void run_free(run *r)
     ms__free(r);
 }
 
-ms_status ms__run_dir(const char *root, const char *component, int64_t run_id, char **out)
+ms_status ms__run_dir(const char *root, const char *component, char **out)
 {
     size_t n = strlen(root) + strlen(component) + 64;
     char *p = malloc(n);
@@ -62,7 +62,7 @@ ms_status ms__run_dir(const char *root, const char *component, int64_t run_id, c
 
     if (p == NULL)
         return ms__err(MS_ERR_NO_MEMORY, "pipeline: a path");
-    snprintf(p, n, "%s/.mainstack/runs/%s/%lld", root, component, (long long)run_id);
+    snprintf(p, n, "%s/.mainstack/runs/%s", root, component);
     if ((s = ms__mkdirs(p, 0755, "run logs")) != MS_OK) {
         free(p);
         return s;
@@ -107,8 +107,7 @@ static void fail_step(run *r, const char *step, const ms_proc_result *res, const
         json_object_set_new(detail, "duration_ms",
                             json_integer((json_int_t)(res->duration_ns / 1000000)));
         if (res->output != NULL)
-            json_object_set_new(detail, "output_tail",
-                                json_stringn(res->output, res->output_len));
+            json_object_set_new(detail, "output_tail", json_stringn(res->output, res->output_len));
         if (res->killed)
             state = "cancelled";
     }
@@ -116,8 +115,7 @@ static void fail_step(run *r, const char *step, const ms_proc_result *res, const
              strcmp(state, "cancelled") == 0 ? "cancelled at" : "failed at", step, why,
              log_path ? log_path : "none");
     if (ms_registry_run_update(r->env.registry, r->run_id, step, "escalated", detail) != MS_OK)
-        ms_log_kv(MS_LOG_ERROR, "agent", "recording a failed step", "error", ms_last_error(),
-                  NULL);
+        ms_log_kv(MS_LOG_ERROR, "agent", "recording a failed step", "error", ms_last_error(), NULL);
     if (ms__escalate(&r->env, r->decision_id, reason, detail, NULL) != MS_OK)
         ms_log_kv(MS_LOG_ERROR, "agent", "opening an escalation", "error", ms_last_error(), NULL);
     json_decref(detail);
@@ -133,7 +131,7 @@ static void step_done(ms_proc_result *res, void *closure)
     char log_path[4200], why[300];
     json_t *detail;
 
-    snprintf(log_path, sizeof log_path, "%s/%s.log", r->dir, step);
+    snprintf(log_path, sizeof log_path, "%s/%lld.%s.log", r->dir, (long long)r->run_id, step);
     if (res->spawn_failed || res->killed || res->timed_out || res->exit_code != 0) {
         if (res->spawn_failed)
             snprintf(why, sizeof why, "could not start: %s", res->error);
@@ -186,7 +184,7 @@ static void start_from(run *r)
     ms_status s;
     size_t n = 0;
 
-    snprintf(log_path, sizeof log_path, "%s/%s.log", r->dir, step);
+    snprintf(log_path, sizeof log_path, "%s/%lld.%s.log", r->dir, (long long)r->run_id, step);
     snprintf(run_id, sizeof run_id, "%lld", (long long)r->run_id);
     snprintf(decision_id, sizeof decision_id, "%lld", (long long)r->decision_id);
     env = ms__calloc(a->env_count + ENV_FIXED + 1, sizeof *env);
@@ -212,17 +210,13 @@ static void start_from(run *r)
         {"MAINSTACK_ROOT", r->env.root},
         {"MAINSTACK_STEP", step},
         {"MAINSTACK_RUN_ID", run_id},
-        {"MAINSTACK_RUN_DIR", r->dir},
+        {"MAINSTACK_LOG", log_path},
         {"MAINSTACK_DECISION_ID", decision_id},
         {"MAINSTACK_EVENT_ID", json_str(r->input, "message", "id")},
         {"MAINSTACK_EVENT_SUBJECT", json_str(r->input, "message", "subject")},
         {"MAINSTACK_EVENT_TYPE", json_str(r->input, "message", "type")},
         {"MAINSTACK_RULE", json_str(r->input, "decision", "rule")},
-        {"MAINSTACK_INPUT", NULL},
     };
-    char input_path[4200];
-    snprintf(input_path, sizeof input_path, "%s/input.json", r->dir);
-    fixed[ENV_FIXED - 1][1] = input_path;
     for (size_t i = 0; i < ENV_FIXED; i++) {
         snprintf(env_buf[i], sizeof env_buf[i], "%s=%s", fixed[i][0],
                  fixed[i][1] ? fixed[i][1] : "");
@@ -256,7 +250,6 @@ ms_status ms__pipeline_start(const ms__pipeline_env *env, int64_t decision_id, j
                              int64_t *run_id)
 {
     run *r = NULL;
-    char path[4200];
     ms_status s;
 
     if ((r = ms__calloc(1, sizeof *r)) == NULL)
@@ -275,10 +268,7 @@ ms_status ms__pipeline_start(const ms__pipeline_env *env, int64_t decision_id, j
                               &r->run_id);
     if (s != MS_OK)
         goto fail;
-    if ((s = ms__run_dir(env->root, ms_context_component(env->ctx), r->run_id, &r->dir)) != MS_OK)
-        goto fail_run;
-    snprintf(path, sizeof path, "%s/input.json", r->dir);
-    if ((s = ms__write_file(path, r->input_text, r->input_len, "run input")) != MS_OK)
+    if ((s = ms__run_dir(env->root, ms_context_component(env->ctx), &r->dir)) != MS_OK)
         goto fail_run;
     if (run_id != NULL)
         *run_id = r->run_id;

@@ -233,6 +233,12 @@ ms_status ms__js_next(ms_consumer *c, int timeout_ms, ms_delivery **out)
     return MS_OK;
 }
 
+void ms__js_interrupt(ms_consumer *c)
+{
+    if (c->sub != NULL)
+        (void)natsSubscription_Unsubscribe(c->sub);
+}
+
 void ms__js_close(ms_consumer *c)
 {
     /* Messages fetched but never handed out go back at once (nak), so the

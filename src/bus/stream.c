@@ -182,8 +182,13 @@ static ms_status inproc_open(ms_consumer *c, const ms_stream_config *cfg)
     c->subs = ms__calloc(n, sizeof *c->subs);
     if (c->ring == NULL || c->subs == NULL)
         return ms__err(MS_ERR_NO_MEMORY, "consumer %s: allocating its buffer", c->durable);
+    /* The queue group is the durable's, prefixed so that it never joins a
+     * group of the caller's own subscriptions (an agent names its queue
+     * group like its durable). */
+    char queue[sizeof c->durable + 8];
+    snprintf(queue, sizeof queue, "stream-%s", c->durable);
     for (size_t i = 0; i < n && s == MS_OK; i++) {
-        s = ms_bus_subscribe(c->bus, cfg->subjects[i], c->durable, on_inproc_msg, c, &c->subs[i]);
+        s = ms_bus_subscribe(c->bus, cfg->subjects[i], queue, on_inproc_msg, c, &c->subs[i]);
         if (s == MS_OK)
             c->nsubs++;
     }
@@ -281,10 +286,31 @@ ms_status ms_consumer_next(ms_consumer *c, int timeout_ms, ms_delivery **out)
     *out = NULL;
     if (timeout_ms < 0)
         timeout_ms = 0;
+    if (c->nats) {
+        bool closed;
+
+        pthread_mutex_lock(&c->mu);
+        closed = c->closed;
+        pthread_mutex_unlock(&c->mu);
+        if (closed)
+            return ms__err(MS_ERR_CLOSED, "consumer %s: closed", c->durable);
+    }
     s = c->nats ? ms__js_next(c, timeout_ms, out) : inproc_next(c, timeout_ms, out);
     if (s == MS_OK)
         atomic_fetch_add(&c->outstanding, 1);
     return s;
+}
+
+void ms_consumer_interrupt(ms_consumer *c)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->closed = true;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    if (c->nats)
+        ms__js_interrupt(c);
 }
 
 void ms_consumer_close(ms_consumer *c)

@@ -57,6 +57,8 @@ ms_status ms__js_publish(ms_bus *bus, ms_message *msg, int timeout_ms, bool *dup
 ms_status ms__js_open(ms_consumer *c, const ms_stream_config *cfg);
 ms_status ms__js_next(ms_consumer *c, int timeout_ms, ms_delivery **out);
 void ms__js_close(ms_consumer *c);
+/* Unsubscribe the pull subscription: a fetch waiting on it returns. */
+void ms__js_interrupt(ms_consumer *c);
 ms_status ms__js_ack(ms_delivery *d);
 ms_status ms__js_nak(ms_delivery *d, int delay_ms);
 ms_status ms__js_progress(ms_delivery *d);

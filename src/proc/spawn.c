@@ -2,21 +2,21 @@
  * spawn.c - preparing a run and starting the child (proc_internal.h).
  *
  * Everything the child needs (argv, the final environment, the list of
- * paths to try for argv[0]) is built in the parent, in one block, because
- * after fork a child of a multi-threaded process may only call
- * async-signal-safe functions. The child makes itself a process group
- * leader, resets every signal disposition and its mask, moves its pipes to
- * 0/1/2, closes every other descriptor, changes directory and tries execve
- * on each candidate (execvp's rules). If all fail it writes {stage, errno} to
- * a close-on-exec pipe and _exits; EOF on that pipe means exec succeeded.
- * The parent blocks all signals around fork so no host handler runs in the
- * child before the dispositions are reset.
+ * paths to try for argv[0]) is built in the parent, in one block, then
+ * handed to posix_spawn, which glibc implements with a vfork-like clone: no
+ * copy of the parent's page tables and no copy-on-write storm in its
+ * threads, so a big host with many threads spawns as cheaply as a small
+ * one. The child becomes a process group leader, gets every signal at its
+ * default and an empty mask, its pipes as 0/1/2, nothing else open, and the
+ * run's cwd; an exec failure comes back from posix_spawn itself with its
+ * errno, never as an exit status.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -339,61 +339,65 @@ static int set_nonblock(int fd)
     return fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-/* Close lo..hi (inclusive): close_range(2) (Linux 5.9), else one by one up
- * to loop_max. */
-static void close_from(int lo, unsigned hi, int loop_max)
+/* Start argv on each candidate path in turn (execvp's rules: a candidate
+ * that does not exist or may not be searched lets the next one try; EACCES
+ * is kept if nothing else works). posix_spawn (glibc: clone with CLONE_VM |
+ * CLONE_VFORK) instead of fork: the parent's page tables are not copied and
+ * its threads take no copy-on-write faults, which is what makes hundreds of
+ * spawns from a big, many-threaded host cheap. The child becomes its own
+ * process group leader, gets every signal at its default and an empty mask,
+ * in_fd as stdin, out_fd as stdout and stderr, nothing else open, and the
+ * run's cwd. Returns 0 with *pid, or the errno of the failure. */
+static int spawn_child(ms__proc *p, int in_fd, int out_fd, pid_t *pid)
 {
-#ifdef SYS_close_range
-    if (syscall(SYS_close_range, (unsigned)lo, hi, 0) == 0)
-        return;
-#endif
-    int last = hi < (unsigned)loop_max ? (int)hi : loop_max;
-    for (int fd = lo; fd <= last; fd++)
-        close(fd);
-}
-
-typedef struct child_args {
-    ms__proc *p;
-    int in_fd, out_fd, exec_fd;
-    int open_max;
-} child_args;
-
-static _Noreturn void child_fail(int exec_fd, int stage, int err)
-{
-    int msg[2] = {stage, err};
-    ssize_t w;
-    do
-        w = write(exec_fd, msg, sizeof msg);
-    while (w < 0 && errno == EINTR);
-    _exit(127);
-}
-
-/* Runs in the forked child: async-signal-safe calls only. */
-static _Noreturn void child_exec(const child_args *a)
-{
-    ms__proc *p = a->p;
-    setpgid(0, 0);
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
-            (void)sigaction(sig, &dfl, NULL);
-    if (dup2(a->in_fd, 0) < 0 || dup2(a->out_fd, 1) < 0 || dup2(a->out_fd, 2) < 0)
-        child_fail(a->exec_fd, STAGE_SETUP, errno);
-    if (a->exec_fd > 3)
-        close_from(3, (unsigned)a->exec_fd - 1, a->open_max);
-    close_from(a->exec_fd + 1, UINT_MAX, a->open_max);
-    if (p->cwd != NULL && chdir(p->cwd) != 0)
-        child_fail(a->exec_fd, STAGE_CHDIR, errno);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    int err = ENOENT;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t all, none;
+    int err = ENOENT, rc;
     bool eacces = false;
+
+    if ((rc = posix_spawn_file_actions_init(&fa)) != 0)
+        return rc;
+    if ((rc = posix_spawnattr_init(&at)) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        return rc;
+    }
+    sigfillset(&all);
+    sigdelset(&all, SIGKILL);
+    sigdelset(&all, SIGSTOP);
+    sigemptyset(&none);
+    if ((rc = posix_spawn_file_actions_adddup2(&fa, in_fd, 0)) != 0 ||
+        (rc = posix_spawn_file_actions_adddup2(&fa, out_fd, 1)) != 0 ||
+        (rc = posix_spawn_file_actions_adddup2(&fa, out_fd, 2)) != 0 ||
+        (rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) != 0 ||
+        (p->cwd != NULL && (rc = posix_spawn_file_actions_addchdir_np(&fa, p->cwd)) != 0) ||
+        (rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
+                                                POSIX_SPAWN_SETSIGMASK)) != 0 ||
+        (rc = posix_spawnattr_setpgroup(&at, 0)) != 0 ||
+        (rc = posix_spawnattr_setsigdefault(&at, &all)) != 0 ||
+        (rc = posix_spawnattr_setsigmask(&at, &none)) != 0) {
+        err = rc;
+        goto done;
+    }
     for (size_t i = 0; p->cand[i] != NULL; i++) {
-        execve(p->cand[i], p->argv, p->envp);
-        err = errno;
+        /* Look before spawning: a PATH entry without the program would cost
+         * a whole clone to find out. A candidate that passes here and still
+         * fails is handled like execvp handles it. */
+        if (access(p->cand[i], X_OK) != 0) {
+            err = errno;
+            if (err == EACCES)
+                eacces = true;
+            if (err == EACCES || err == ENOENT || err == ENOTDIR || err == ESTALE ||
+                err == ENODEV || err == ETIMEDOUT)
+                continue;
+            break;
+        }
+        rc = posix_spawn(pid, p->cand[i], &fa, &at, p->argv, p->envp);
+        if (rc == 0) {
+            err = 0;
+            goto done;
+        }
+        err = rc;
         if (err == EACCES) {
             eacces = true;
             continue;
@@ -405,7 +409,10 @@ static _Noreturn void child_exec(const child_args *a)
     if (eacces &&
         (err == ENOENT || err == ENOTDIR || err == ESTALE || err == ENODEV || err == ETIMEDOUT))
         err = EACCES;
-    child_fail(a->exec_fd, STAGE_EXEC, err);
+done:
+    posix_spawnattr_destroy(&at);
+    posix_spawn_file_actions_destroy(&fa);
+    return err;
 }
 
 /* Record a failure to start: "<what>: <errno text>". */
@@ -429,7 +436,7 @@ static ms_status spawn_fail(ms__proc *p, int err, const char *fmt, ...)
 
 ms_status ms__proc_spawn(ms__proc *p)
 {
-    int out_p[2] = {-1, -1}, in_p[2] = {-1, -1}, ex_p[2] = {-1, -1};
+    int out_p[2] = {-1, -1}, in_p[2] = {-1, -1};
     int in_child = -1;
     const char *prog = p->argv[0];
     ms_status st = MS_OK;
@@ -444,7 +451,7 @@ ms_status ms__proc_spawn(ms__proc *p)
             goto cleanup;
         }
     }
-    if (pipe2(out_p, O_CLOEXEC) != 0 || pipe2(ex_p, O_CLOEXEC) != 0) {
+    if (pipe2(out_p, O_CLOEXEC) != 0) {
         st = spawn_fail(p, errno, "proc '%s': pipe", prog);
         goto cleanup;
     }
@@ -462,28 +469,25 @@ ms_status ms__proc_spawn(ms__proc *p)
             goto cleanup;
         }
     }
-    if (raise_fd(&in_child) != 0 || raise_fd(&out_p[1]) != 0 || raise_fd(&ex_p[1]) != 0) {
+    if (raise_fd(&in_child) != 0 || raise_fd(&out_p[1]) != 0) {
         st = spawn_fail(p, errno, "proc '%s': fcntl", prog);
         goto cleanup;
     }
-    long open_max = sysconf(_SC_OPEN_MAX);
-    child_args a = {.p = p,
-                    .in_fd = in_child,
-                    .out_fd = out_p[1],
-                    .exec_fd = ex_p[1],
-                    .open_max = (open_max > 0 && open_max < INT_MAX) ? (int)open_max : 65536};
-
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    /* a cwd that cannot be entered: said as such (posix_spawn would only
+     * give chdir's errno, indistinguishable from the program's) */
+    if (p->cwd != NULL && access(p->cwd, X_OK) != 0) {
+        ms__proc_exec_failed(p, STAGE_CHDIR, errno);
+        p->done = true;
+        st = p->status;
+        goto cleanup;
+    }
+    pid_t pid = -1;
     p->start_ns = ms__proc_now_ns();
-    pid_t pid = fork();
-    if (pid == 0)
-        child_exec(&a);
-    int fork_err = errno;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (pid < 0) {
-        st = spawn_fail(p, fork_err, "proc '%s': fork", prog);
+    int err = spawn_child(p, in_child, out_p[1], &pid);
+    if (err != 0) {
+        ms__proc_exec_failed(p, STAGE_EXEC, err);
+        p->done = true;
+        st = p->status;
         goto cleanup;
     }
     p->pid = pid;
@@ -491,8 +495,6 @@ ms_status ms__proc_spawn(ms__proc *p)
     (void)setpgid(pid, pid); /* also done by the child; whichever runs first wins */
     p->fds[MS__PFD_OUT] = out_p[0];
     out_p[0] = -1;
-    p->fds[MS__PFD_EXEC] = ex_p[0];
-    ex_p[0] = -1;
     if (in_p[1] >= 0) {
         p->fds[MS__PFD_IN] = in_p[1];
         in_p[1] = -1;
@@ -511,10 +513,6 @@ cleanup:
         close(out_p[0]);
     if (out_p[1] >= 0)
         close(out_p[1]);
-    if (ex_p[0] >= 0)
-        close(ex_p[0]);
-    if (ex_p[1] >= 0)
-        close(ex_p[1]);
     if (in_p[0] >= 0)
         close(in_p[0]);
     if (in_p[1] >= 0)

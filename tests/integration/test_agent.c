@@ -82,16 +82,17 @@ static void write_component(fx *f, const char *change_argv, const char *extra_ru
                " \"version\": \"^2.0\", \"purpose\": \"rendering\"}]}",
                false);
     snprintf(path, sizeof path, "%s/context/agent-config.json", f->comp);
-    snprintf(buf, sizeof buf,
-             "{\"component\": \"web-ui\","
-             " \"monitored_topics\": [\"mainstack.interface.changed.>\", \"ops.web-ui.>\"],"
-             " \"autonomy\": {\"level\": \"minor\", \"may_deploy\": false},"
-             " \"rules\": [%s],"
-             " \"actions\": {"
-             "  \"change\": {\"argv\": [%s], \"timeout_s\": %d, \"env\": {\"FROM_CONFIG\": \"yes\"}},"
-             "  \"build\": {\"argv\": [\"%s/step.sh\", \"build\"], \"timeout_s\": 30},"
-             "  \"test\": {\"argv\": [\"%s/step.sh\", \"test\"], \"timeout_s\": 30}}}",
-             extra_rules ? extra_rules : "", change_argv, change_timeout_s, f->dir, f->dir);
+    snprintf(
+        buf, sizeof buf,
+        "{\"component\": \"web-ui\","
+        " \"monitored_topics\": [\"mainstack.interface.changed.>\", \"ops.web-ui.>\"],"
+        " \"autonomy\": {\"level\": \"minor\", \"may_deploy\": false},"
+        " \"rules\": [%s],"
+        " \"actions\": {"
+        "  \"change\": {\"argv\": [%s], \"timeout_s\": %d, \"env\": {\"FROM_CONFIG\": \"yes\"}},"
+        "  \"build\": {\"argv\": [\"%s/step.sh\", \"build\"], \"timeout_s\": 30},"
+        "  \"test\": {\"argv\": [\"%s/step.sh\", \"test\"], \"timeout_s\": 30}}}",
+        extra_rules ? extra_rules : "", change_argv, change_timeout_s, f->dir, f->dir);
     write_file(path, buf, false);
     /* step.sh NAME [ARG]: records the step, its variables and its stdin;
      * fails when <root>/fail-<NAME> exists */
@@ -291,8 +292,10 @@ static void act_runs_the_pipeline(void **state)
     text = read_file(path);
     char want[256];
     /* FROM_CONFIG is the change action's own env entry: only it has it */
-    snprintf(want, sizeof want, "change change web-ui %lld yes\nbuild build web-ui %lld \n"
-             "test test web-ui %lld \n", (long long)rid, (long long)rid, (long long)rid);
+    snprintf(want, sizeof want,
+             "change change web-ui %lld yes\nbuild build web-ui %lld \n"
+             "test test web-ui %lld \n",
+             (long long)rid, (long long)rid, (long long)rid);
     assert_string_equal(text, want);
     free(text);
     snprintf(path, sizeof path, "%s/stdin-change.json", f->dir);
@@ -310,8 +313,7 @@ static void act_runs_the_pipeline(void **state)
     snprintf(path, sizeof path, "%s/pwned", f->dir);
     assert_int_not_equal(access(path, F_OK), 0);
     /* each step's output in its own log */
-    snprintf(path, sizeof path, "%s/.mainstack/runs/web-ui/%lld/build.log", f->dir,
-             (long long)rid);
+    snprintf(path, sizeof path, "%s/.mainstack/runs/web-ui/%lld.build.log", f->dir, (long long)rid);
     text = read_file(path);
     assert_has(text, "step build says hello");
     free(text);
@@ -333,8 +335,8 @@ static void breaking_change_escalates(void **state)
     json_t *list = NULL;
     char path[600];
 
-    ms_assert_ok(ms_bus_subscribe(f->bus, "mainstack.escalation.web-ui", NULL, on_seen, &esc,
-                                  NULL));
+    ms_assert_ok(
+        ms_bus_subscribe(f->bus, "mainstack.escalation.web-ui", NULL, on_seen, &esc, NULL));
     ms_assert_ok(ms_bus_flush(f->bus, 5000));
     ms_assert_ok(ms_agent_handle(a, m, NULL, NULL));
     ms_assert_ok(ms_agent_wait_idle(a, WAIT_MS));
@@ -502,7 +504,7 @@ static void megabytes_of_output_are_bounded(void **state)
     ms_assert_ok(ms_registry_run_get(f->reg, rid, &run));
     assert_string_equal(json_string_value(json_object_get(run, "state")), "succeeded");
     json_decref(run);
-    snprintf(path, sizeof path, "%s/.mainstack/runs/web-ui/%lld/change.log", f->dir,
+    snprintf(path, sizeof path, "%s/.mainstack/runs/web-ui/%lld.change.log", f->dir,
              (long long)rid);
     assert_int_equal(stat(path, &st), 0);
     assert_true(st.st_size >= (16 << 20) && st.st_size < (17 << 20));
