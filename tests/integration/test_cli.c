@@ -237,9 +237,9 @@ static json_t *out_json(const fixture *fx)
     return v;
 }
 
-/* Start `mstack run ARGS...` in the background and wait for its "serving"
- * line. */
-static void start_run_v(fixture *fx, const char *first, va_list ap)
+/* Start `mstack ARGS...` in the background (run, agent) and wait for its
+ * ready line (a line containing `ready`). */
+static void start_bg_v(fixture *fx, const char *ready, const char *first, va_list ap)
 {
     char *argv[MAX_ARGS];
     int64_t deadline = ms_test_now_ms() + READY_TIMEOUT_MS;
@@ -252,18 +252,18 @@ static void start_run_v(fixture *fx, const char *first, va_list ap)
     fx->run_pid = spawn(fx, argv, NULL, fx->run_out, fx->run_err);
     for (;;) {
         char *text = read_file(fx->run_out);
-        bool ready = strstr(text, "serving") != NULL;
+        bool is_ready = strstr(text, ready) != NULL;
         int status;
         free(text);
-        if (ready)
+        if (is_ready)
             return;
         if (waitpid(fx->run_pid, &status, WNOHANG) == fx->run_pid) {
             char *err = read_file(fx->run_err);
             fx->run_pid = 0;
-            fail_msg("mstack run exited (status %d) before serving: %s", status, err);
+            fail_msg("mstack %s exited (status %d) before '%s': %s", first, status, ready, err);
         }
         if (ms_test_now_ms() >= deadline)
-            fail_msg("mstack run did not print 'serving' within %d ms", READY_TIMEOUT_MS);
+            fail_msg("mstack %s did not print '%s' within %d ms", first, ready, READY_TIMEOUT_MS);
         ms_test_sleep_ms(10);
     }
 }
@@ -272,7 +272,15 @@ static void start_run(fixture *fx, const char *first, ...)
 {
     va_list ap;
     va_start(ap, first);
-    start_run_v(fx, first, ap);
+    start_bg_v(fx, "serving", first, ap);
+    va_end(ap);
+}
+
+static void start_agent(fixture *fx, const char *first, ...)
+{
+    va_list ap;
+    va_start(ap, first);
+    start_bg_v(fx, "watching", first, ap);
     va_end(ap);
 }
 
@@ -863,6 +871,92 @@ static void run_in_process(void **state)
     stop_run(fx, SIGTERM);
 }
 
+/* --- agents and escalations --------------------------------------------- */
+
+/* A component web-ui in <dir>/components whose change step is step.sh:
+ * it fails while <dir>/fail exists. */
+static void write_agent_component(fixture *fx)
+{
+    char path[PATH_MAX + 64], text[2048];
+
+    snprintf(path, sizeof path, "%s/components", fx->dir);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/components/web-ui", fx->dir);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/components/web-ui/context", fx->dir);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/components/web-ui/context/context.json", fx->dir);
+    write_file(path,
+               "{\"component\": \"web-ui\", \"version\": \"1.0.0\", \"purpose\": \"a UI\","
+               " \"interfaces\": {\"consumes\": [{\"name\": \"user-api\", \"version\": \"^1\"}]}}");
+    snprintf(path, sizeof path, "%s/components/web-ui/context/agent-config.json", fx->dir);
+    snprintf(text, sizeof text,
+             "{\"component\": \"web-ui\", \"autonomy\": {\"level\": \"minor\"},"
+             " \"actions\": {\"change\": {\"argv\": [\"%s/step.sh\"], \"timeout_s\": 30}}}",
+             fx->dir);
+    write_file(path, text);
+    snprintf(path, sizeof path, "%s/step.sh", fx->dir);
+    write_file(
+        path, "#!/bin/sh\necho changing\nif [ -e \"$MAINSTACK_ROOT/fail\" ]; then echo broken >&2; "
+              "exit 4; fi\n");
+    chmod(path, 0755);
+    snprintf(path, sizeof path, "%s/fail", fx->dir);
+    write_file(path, "");
+}
+
+static void agent_and_escalations(void **state)
+{
+    fixture *fx = *state;
+    char path[PATH_MAX + 16];
+    json_t *list;
+
+    start_server(fx);
+    write_agent_component(fx);
+    /* a component that does not exist: the error names the file */
+    assert_exit(fx, mstack(fx, "agent", "--nats", fx->url, "--root", fx->dir, "nope"), 1);
+    assert_contains(fx->err, "components/nope");
+    start_agent(fx, "agent", "--nats", fx->url, "--root", fx->dir, "web-ui", (const char *)NULL);
+    assert_exit(fx,
+                mstack(fx, "publish", "--nats", fx->url, "--type", "interface_changed",
+                       "mainstack.interface.changed.user-api",
+                       "{\"interface_name\":\"user-api\",\"old_version\":\"1.0.0\","
+                       "\"new_version\":\"1.1.0\",\"breaking\":false,\"summary\":\"x\"}"),
+                0);
+    wait_run_output(fx, "web-ui: act on mainstack.interface.changed.user-api");
+    wait_run_output(fx, "run 1 escalated");
+
+    assert_exit(fx, mstack(fx, "escalations", "--root", fx->dir, "--json"), 0);
+    list = out_json(fx);
+    assert_int_equal(json_array_size(list), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "state")),
+                        "open");
+    json_decref(list);
+    assert_exit(fx, mstack(fx, "escalations", "show", "1", "--root", fx->dir), 0);
+    assert_contains(fx->out, "failed at step change: exit status 4");
+    assert_contains(fx->out, "broken");
+
+    /* fixed: approving resumes the change step, which passes now */
+    snprintf(path, sizeof path, "%s/fail", fx->dir);
+    unlink(path);
+    assert_exit(fx,
+                mstack(fx, "escalations", "resolve", "1", "--approve", "--note", "fixed", "--by",
+                       "ada", "--root", fx->dir, "--nats", fx->url),
+                0);
+    assert_contains(fx->out, "resumed run succeeded");
+    assert_exit(fx, mstack(fx, "escalations", "resolve", "1", "--reject", "--root", fx->dir), 1);
+    assert_contains(fx->err, "already approved by ada");
+    assert_exit(fx, mstack(fx, "escalations", "--state", "approved", "--root", fx->dir), 0);
+    assert_contains(fx->out, "web-ui");
+    /* bad input */
+    assert_exit(fx, mstack(fx, "escalations", "show", "x", "--root", fx->dir), 2);
+    assert_exit(fx, mstack(fx, "escalations", "show", "99", "--root", fx->dir), 1);
+    assert_contains(fx->err, "no escalation 99");
+    assert_exit(fx, mstack(fx, "escalations", "resolve", "1", "--root", fx->dir), 2);
+    assert_exit(fx, mstack(fx, "escalations", "frobnicate", "--root", fx->dir), 2);
+    assert_exit(fx, mstack(fx, "escalations", "--state", "pending", "--root", fx->dir), 2);
+    stop_run(fx, SIGTERM);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -882,6 +976,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(sighup_reloads_config, setup, teardown),
         cmocka_unit_test_setup_teardown(live_config_message, setup, teardown),
         cmocka_unit_test_setup_teardown(run_in_process, setup, teardown),
+        cmocka_unit_test_setup_teardown(agent_and_escalations, setup, teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
