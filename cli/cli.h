@@ -77,6 +77,7 @@ extern const cli_verb cli_verb_publish;
 extern const cli_verb cli_verb_request;
 extern const cli_verb cli_verb_health;
 extern const cli_verb cli_verb_services;
+extern const cli_verb cli_verb_mcp;
 
 /* --- args.c ---------------------------------------------------------------- */
 

@@ -14,6 +14,7 @@
 
 static const cli_verb *const verbs[] = {
     &cli_verb_run, &cli_verb_publish, &cli_verb_request, &cli_verb_health, &cli_verb_services,
+    &cli_verb_mcp,
 };
 #define NVERBS (sizeof verbs / sizeof verbs[0])
 
@@ -103,7 +104,7 @@ int main(int argc, char **argv)
         }
         verb = find_verb(argv[2]);
         if (verb == NULL) {
-            cli_error("unknown verb '%s'. Verbs: run, publish, request, health, services "
+            cli_error("unknown verb '%s'. Verbs: run, publish, request, health, services, mcp "
                       "(mstack --help)",
                       argv[2]);
             return CLI_EXIT_USAGE;
@@ -118,7 +119,7 @@ int main(int argc, char **argv)
     }
     verb = find_verb(argv[1]);
     if (verb == NULL) {
-        cli_error("unknown verb '%s'. Verbs: run, publish, request, health, services. "
+        cli_error("unknown verb '%s'. Verbs: run, publish, request, health, services, mcp. "
                   "Try 'mstack --help'.",
                   argv[1]);
         return CLI_EXIT_USAGE;
