@@ -123,8 +123,7 @@ static int resolve_escalation(mcp_request *rq, const json_t *args, mcp_tool_out 
     const char *note = json_string_value(json_object_get(args, "note"));
     bool approve = strcmp(decision, "approve") == 0;
     json_t *esc = NULL, *detail;
-    const char *component;
-    char by[160];
+    char component[80], by[160];
     ms_status s;
 
     if (reg == NULL)
@@ -136,9 +135,11 @@ static int resolve_escalation(mcp_request *rq, const json_t *args, mcp_tool_out 
     if (s != MS_OK)
         return mcp_tool_fail(out, "reading escalation %lld failed: %s", (long long)id,
                              ms_last_error());
-    component = json_string_value(json_object_get(esc, "component"));
-    if (rq->srv->component != NULL &&
-        (component == NULL || strcmp(component, rq->srv->component) != 0)) {
+    snprintf(component, sizeof component, "%s",
+             json_string_value(json_object_get(esc, "component")) != NULL
+                 ? json_string_value(json_object_get(esc, "component"))
+                 : "");
+    if (rq->srv->component != NULL && strcmp(component, rq->srv->component) != 0) {
         json_decref(esc);
         return mcp_tool_fail(out,
                              "escalation %lld belongs to another component: this server "
