@@ -81,6 +81,7 @@ extern const cli_verb cli_verb_check;
 extern const cli_verb cli_verb_context;
 extern const cli_verb cli_verb_agent;
 extern const cli_verb cli_verb_escalations;
+extern const cli_verb cli_verb_mcp;
 
 /* --- args.c ---------------------------------------------------------------- */
 

@@ -15,7 +15,7 @@
 static const cli_verb *const verbs[] = {
     &cli_verb_run,      &cli_verb_publish, &cli_verb_request, &cli_verb_health,
     &cli_verb_services, &cli_verb_check,   &cli_verb_context, &cli_verb_agent,
-    &cli_verb_escalations,
+    &cli_verb_escalations, &cli_verb_mcp,
 };
 #define NVERBS (sizeof verbs / sizeof verbs[0])
 

@@ -1,0 +1,103 @@
+// sdk_check.mjs <mstack> <root> <nats url> <escalation id>
+//
+// mstack mcp driven by the official MCP TypeScript SDK client over stdio: it
+// connects (initialize, the SDK's newest protocol revision), lists and calls
+// every tool (the SDK checks each structuredContent against the tool's
+// outputSchema), reads every resource and template, gets every prompt, and
+// pings. Prints one line per check; exits 1 at the first failure.
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+
+const [mstack, root, natsUrl, escId] = process.argv.slice(2);
+if (!escId) {
+  console.error("usage: sdk_check.mjs <mstack> <root> <nats url> <escalation id>");
+  process.exit(2);
+}
+
+function check(cond, what) {
+  if (!cond) throw new Error(`check failed: ${what}`);
+  console.log(`ok: ${what}`);
+}
+
+const transport = new StdioClientTransport({
+  command: mstack,
+  args: ["mcp", "--root", root, "--nats", natsUrl],
+  stderr: "inherit",
+});
+const client = new Client({ name: "sdk-check", version: "1.0.0" });
+
+// Arguments for each tool; every tool must be covered.
+const calls = {
+  list_components: {},
+  get_context: { component: "user-service", section: "purpose" },
+  publish_message: { subject: "events.sdk.check", payload: { n: 1 } },
+  request: { subject: "component.echo.say", payload: { say: "hi" }, timeout_ms: 3000 },
+  health: { timeout_ms: 200 },
+  services: { timeout_ms: 200 },
+  list_decisions: { limit: 5 },
+  list_escalations: { state: "any" },
+  resolve_escalation: { id: Number(escId), decision: "reject", note: "sdk check" },
+};
+
+try {
+  await client.connect(transport);
+  const version = client.getServerVersion();
+  check(version && version.name === "mstack-mcp", `connected to ${version && version.name}`);
+  const caps = client.getServerCapabilities();
+  check(caps.tools && caps.resources && caps.prompts, "capabilities: tools, resources, prompts");
+
+  const { tools } = await client.listTools();
+  check(tools.length === Object.keys(calls).length, `tools/list: ${tools.length} tools`);
+  for (const tool of tools) {
+    const args = calls[tool.name];
+    check(args !== undefined, `tool ${tool.name} has a test call`);
+    check(tool.outputSchema && tool.outputSchema.type === "object", `${tool.name} outputSchema`);
+    const res = await client.callTool({ name: tool.name, arguments: args });
+    check(!res.isError, `${tool.name}: ${res.isError ? res.content[0].text : "no error"}`);
+    check(res.structuredContent !== undefined, `${tool.name}: structuredContent`);
+    check(JSON.stringify(JSON.parse(res.content[0].text)) ===
+              JSON.stringify(res.structuredContent),
+          `${tool.name}: text equals structuredContent`);
+  }
+  // a tool error is a result; an unknown tool is a protocol error
+  const bad = await client.callTool({ name: "get_context", arguments: { component: "nope" } });
+  check(bad.isError === true, "get_context on a missing component: isError");
+  let threw = false;
+  try {
+    await client.callTool({ name: "no_such_tool", arguments: {} });
+  } catch (e) {
+    threw = e.code === -32602;
+  }
+  check(threw, "unknown tool: -32602");
+
+  const { resources } = await client.listResources();
+  check(resources.length >= 10, `resources/list: ${resources.length} resources`);
+  for (const r of resources) {
+    const got = await client.readResource({ uri: r.uri });
+    check(got.contents.length === 1 && got.contents[0].text.length > 0, `read ${r.uri}`);
+  }
+  const { resourceTemplates } = await client.listResourceTemplates();
+  check(resourceTemplates.length === 5, "resources/templates/list: 5 templates");
+  await client.subscribeResource({ uri: "mainstack://components/user-service/escalations" });
+  check(true, "resources/subscribe");
+
+  const { prompts } = await client.listPrompts();
+  check(prompts.length === 2, "prompts/list: 2 prompts");
+  const m = await client.getPrompt({ name: "maintain_component",
+                                     arguments: { component: "user-service" } });
+  check(m.messages[0].content.text.includes("user-service"), "prompts/get maintain_component");
+  const r = await client.getPrompt({ name: "review_escalation", arguments: { id: escId } });
+  check(r.messages[0].content.text.includes("resolve_escalation"),
+        "prompts/get review_escalation");
+  await client.setLoggingLevel("info");
+  check(true, "logging/setLevel");
+  await client.ping();
+  check(true, "ping");
+  await client.close();
+  console.log("sdk check passed");
+  process.exit(0);
+} catch (e) {
+  console.error(`sdk check FAILED: ${e && e.stack ? e.stack : e}`);
+  try { await client.close(); } catch (_) { /* ignore */ }
+  process.exit(1);
+}
