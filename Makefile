@@ -30,7 +30,8 @@ asan: bootstrap
 	@cmake -S . -B $(ASAN_BUILD) -DMS_WERROR=ON -DMS_SANITIZE=ON -DMS_BUILD_BENCH=OFF \
 		-DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
-	@ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -LE install
+	@LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+		ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -LE install
 
 bench: bootstrap
 	@cmake -S . -B $(BENCH_BUILD) -DMS_WERROR=ON -DMS_BUILD_TESTS=OFF \
