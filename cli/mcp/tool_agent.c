@@ -418,9 +418,12 @@ static void report(mcp_request *rq, ms_registry *reg, const resolving *r, const 
             snprintf(key, sizeof key, "%lld:%s", (long long)run, step != NULL ? step : "");
             if (strcmp(key, last_step) != 0) {
                 snprintf(last_step, 32, "%s", key);
-                snprintf(note, sizeof note, "resumed run %lld: %s%s", (long long)run,
-                         step != NULL && step[0] ? "finished step " : "started",
-                         step != NULL ? step : "");
+                const char *st = json_string_value(json_object_get(row, "state"));
+                if (step == NULL || step[0] == '\0')
+                    snprintf(note, sizeof note, "resumed run %lld: started", (long long)run);
+                else
+                    snprintf(note, sizeof note, "resumed run %lld: step %s (%s)", (long long)run,
+                             step, st != NULL ? st : "?");
                 mcp_progress(rq, ++*seq, 0, note);
             }
             json_decref(row);
