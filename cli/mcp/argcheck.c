@@ -1,170 +1,118 @@
 /*
  * argcheck.c - tool arguments checked against the tool's inputSchema before
- * the tool runs.
+ * the tool runs, with mainstack's JSON Schema validator (mainstack/schema.h,
+ * docs/schema.md).
  *
- * A small validator for the JSON Schema subset the tools' inputSchemas use:
- * type (one name or a list), properties, required, additionalProperties
- * (false or a schema), enum, minimum, maximum, minLength, maxLength (in
- * characters) and items. Its message names the place ("arguments.limit")
- * and what is wrong. Integration: mcp_args_check is the one entry point;
- * it is to call ms_schema_compile/ms_schema_validate (mainstack/schema.h)
- * once that validator lands, with the schemas compiled once per tool.
+ * Each tool's schemas are compiled once, when the server starts
+ * (mcp_tools_init in tools.c, before any thread), and a compiled ms_schema
+ * is immutable, so worker threads validate against it concurrently without a
+ * lock. A failed check is turned into errors that name the argument by its
+ * JSON pointer: for "missing required property" and "property ... is not
+ * allowed" the validator reports the object that holds the member, so the
+ * pointer is extended by the member's name ("/subject", not "").
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mcp.h"
 
-static const char *type_of(const json_t *v)
+/* At most this many errors are reported for one call. */
+#define ARG_ERRORS_MAX 8
+
+ms_schema *mcp_schema_compile(const char *tool, const char *what, const char *text, char *msg,
+                              size_t cap)
 {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "object";
-    case JSON_ARRAY:
-        return "array";
-    case JSON_STRING:
-        return "string";
-    case JSON_INTEGER:
-        return "integer";
-    case JSON_REAL:
-        return "number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "boolean";
-    default:
-        return "null";
+    json_error_t je;
+    json_t *doc = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+    ms_schema *s = NULL;
+    char name[160];
+
+    if (doc == NULL) {
+        snprintf(msg, cap, "tool %s: %s is not JSON: %s (column %d)", tool, what, je.text,
+                 je.column);
+        return NULL;
     }
-}
-
-static bool type_is(const json_t *v, const char *t)
-{
-    const char *have = type_of(v);
-    if (strcmp(t, have) == 0)
-        return true;
-    return strcmp(t, "number") == 0 && strcmp(have, "integer") == 0;
-}
-
-/* UTF-8 characters in s. */
-static size_t utf8_chars(const char *s)
-{
-    size_t n = 0;
-    for (; *s != '\0'; s++) {
-        if (((unsigned char)*s & 0xC0) != 0x80)
-            n++;
+    snprintf(name, sizeof name, "%s %s", tool, what);
+    if (ms_schema_compile(doc, name, &s) != MS_OK) {
+        snprintf(msg, cap, "%s", ms_last_error());
+        s = NULL;
     }
-    return n;
+    json_decref(doc);
+    return s;
 }
 
-static bool check(const json_t *schema, const json_t *v, const char *where, char *msg, size_t cap)
+/* Append the RFC 6901 escaped form of name (n bytes) to ptr. */
+static void append_token(char *ptr, size_t cap, const char *name, size_t n)
 {
-    const json_t *t = json_object_get(schema, "type");
-    const json_t *e = json_object_get(schema, "enum");
-    const json_t *lim;
-    char sub[256];
+    size_t l = strlen(ptr);
+    if (l + 1 < cap)
+        ptr[l++] = '/';
+    for (size_t i = 0; i < n && l + 2 < cap; i++) {
+        if (name[i] == '~' || name[i] == '/') {
+            ptr[l++] = '~';
+            ptr[l++] = name[i] == '~' ? '0' : '1';
+        } else {
+            ptr[l++] = name[i];
+        }
+    }
+    ptr[l < cap ? l : cap - 1] = '\0';
+}
 
-    if (!json_is_object(schema))
-        return true;
-    if (json_is_string(t) && !type_is(v, json_string_value(t))) {
-        snprintf(msg, cap, "%s must be %s %s, not %s", where,
-                 strchr("aeiou", json_string_value(t)[0]) ? "an" : "a", json_string_value(t),
-                 type_of(v));
+/* The member a message is about: the text between prefix and suffix. */
+static bool member_of(const char *message, const char *prefix, const char *suffix,
+                      const char **name, size_t *n)
+{
+    size_t lp = strlen(prefix), ls = strlen(suffix), lm = strlen(message);
+    if (lm < lp + ls || strncmp(message, prefix, lp) != 0 || strcmp(message + lm - ls, suffix) != 0)
         return false;
-    }
-    if (json_is_array(t)) {
-        size_t i;
-        json_t *x;
-        bool any = false;
-        json_array_foreach(t, i, x) any = any || type_is(v, json_string_value(x));
-        if (!any) {
-            snprintf(msg, cap, "%s has the wrong type (%s)", where, type_of(v));
-            return false;
-        }
-    }
-    if (json_is_array(e)) {
-        size_t i;
-        json_t *x;
-        bool any = false;
-        char list[256] = "";
-        json_array_foreach(e, i, x)
-        {
-            any = any || json_equal(x, (json_t *)v);
-            if (json_is_string(x)) {
-                size_t l = strlen(list);
-                snprintf(list + l, sizeof list - l, "%s\"%s\"", i ? ", " : "",
-                         json_string_value(x));
-            }
-        }
-        if (!any) {
-            snprintf(msg, cap, "%s must be one of %s", where, list);
-            return false;
-        }
-    }
-    if (json_is_number(v)) {
-        double d = json_number_value(v);
-        if ((lim = json_object_get(schema, "minimum")) != NULL && d < json_number_value(lim)) {
-            snprintf(msg, cap, "%s must be at least %g", where, json_number_value(lim));
-            return false;
-        }
-        if ((lim = json_object_get(schema, "maximum")) != NULL && d > json_number_value(lim)) {
-            snprintf(msg, cap, "%s must be at most %g", where, json_number_value(lim));
-            return false;
-        }
-    }
-    if (json_is_string(v)) {
-        size_t n = utf8_chars(json_string_value(v));
-        if ((lim = json_object_get(schema, "minLength")) != NULL &&
-            n < (size_t)json_integer_value(lim)) {
-            snprintf(msg, cap, "%s must have at least %lld character(s)", where,
-                     (long long)json_integer_value(lim));
-            return false;
-        }
-        if ((lim = json_object_get(schema, "maxLength")) != NULL &&
-            n > (size_t)json_integer_value(lim)) {
-            snprintf(msg, cap, "%s must have at most %lld characters", where,
-                     (long long)json_integer_value(lim));
-            return false;
-        }
-    }
-    if (json_is_array(v) && json_is_object(json_object_get(schema, "items"))) {
-        size_t i;
-        json_t *x;
-        json_array_foreach(v, i, x)
-        {
-            snprintf(sub, sizeof sub, "%s[%zu]", where, i);
-            if (!check(json_object_get(schema, "items"), x, sub, msg, cap))
-                return false;
-        }
-    }
-    if (json_is_object(v)) {
-        const json_t *props = json_object_get(schema, "properties");
-        const json_t *req = json_object_get(schema, "required");
-        const json_t *extra = json_object_get(schema, "additionalProperties");
-        const char *key;
-        json_t *x;
-        size_t i;
-        json_array_foreach(req, i, x)
-        {
-            if (json_object_get(v, json_string_value(x)) == NULL) {
-                snprintf(msg, cap, "%s.%s is required", where, json_string_value(x));
-                return false;
-            }
-        }
-        json_object_foreach((json_t *)v, key, x)
-        {
-            const json_t *ps = json_object_get(props, key);
-            snprintf(sub, sizeof sub, "%s.%s", where, key);
-            if (ps == NULL && json_is_false(extra)) {
-                snprintf(msg, cap, "%s is not an argument of this tool", sub);
-                return false;
-            }
-            if (!check(ps != NULL ? ps : extra, x, sub, msg, cap))
-                return false;
-        }
-    }
+    *name = message + lp;
+    *n = lm - lp - ls;
     return true;
 }
 
-bool mcp_args_check(const json_t *schema, const json_t *instance, char *msg, size_t cap)
+/* The pointer of the argument an error is about. */
+static void argument_pointer(const ms_schema_error *e, char *ptr, size_t cap)
 {
-    return check(schema, instance, "arguments", msg, cap);
+    const char *name;
+    size_t n;
+    snprintf(ptr, cap, "%s", e->instance_path);
+    if (member_of(e->message, "missing required property '", "'", &name, &n) ||
+        member_of(e->message, "property '", "' is not allowed", &name, &n))
+        append_token(ptr, cap, name, n);
+}
+
+bool mcp_args_check(const ms_schema *schema, const json_t *instance, char *msg, size_t cap,
+                    json_t **errors)
+{
+    ms_schema_error *errs = NULL;
+    size_t n = 0, used = 0;
+    ms_status s;
+
+    *errors = NULL;
+    msg[0] = '\0';
+    s = ms_schema_validate(schema, instance, ARG_ERRORS_MAX, &errs, &n);
+    if (s == MS_OK)
+        return true;
+    if (s != MS_ERR_SCHEMA) {
+        snprintf(msg, cap, "the arguments could not be checked: %s", ms_last_error());
+        return false;
+    }
+    *errors = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char ptr[512];
+        int w;
+        argument_pointer(&errs[i], ptr, sizeof ptr);
+        if (*errors != NULL)
+            json_array_append_new(*errors,
+                                  json_pack("{s:s, s:s, s:s}", "pointer", ptr, "message",
+                                            errs[i].message, "schemaPath", errs[i].schema_path));
+        if (used < cap) {
+            w = snprintf(msg + used, cap - used, "%s%s: %s", i > 0 ? "; " : "",
+                         ptr[0] != '\0' ? ptr : "(the arguments object)", errs[i].message);
+            used += w > 0 ? (size_t)w : 0;
+        }
+    }
+    ms_schema_errors_free(errs, n);
+    return false;
 }

@@ -7,12 +7,14 @@
  * discovery, logging; tools.c, resources.c, prompts.c: the features). Slow
  * methods run on a worker thread of their own, so that a long tool never
  * holds up `ping` or any other request; out.c serialises every output line
- * behind one mutex. project.c confines file access to the project root,
- * argcheck.c validates tool arguments, agents_md.c renders AGENTS.md, and
- * tool_*.c are the tools, one table entry each (tools.c).
+ * behind one mutex. project.c confines file access to the project root (and
+ * renders AGENTS.md with the library's renderer), argcheck.c validates tool
+ * arguments with the library's JSON Schema validator, and tool_*.c are the
+ * tools, one table entry each (tools.c).
  *
  * Threading: the main thread reads stdin and runs the quick methods; each
- * slow request runs on its own detached thread; NATS callbacks (escalation
+ * slow request runs on its own thread (mcp_thread_start: joinable, joined
+ * once it ended); NATS callbacks (escalation
  * watcher) run on the bus's threads. mcp_server fields are set before the
  * first thread starts, except the ones under `lock` (session state, lazily
  * opened bus and registry, subscriptions) and the writer's own mutex.
@@ -121,7 +123,12 @@ struct mcp_server {
     ms_registry *registry;    /* lazily opened */
     ms_subscription *esc_sub; /* mainstack.escalation.* watcher */
     struct mcp_sub *subs;     /* resource subscriptions */
+    struct mcp_thread *ended; /* threads that ended, to be joined */
     atomic_bool stopping;     /* EOF or a signal: workers wind down */
+
+    /* mcp_tools_init, before the first thread; read-only after */
+    ms_schema **in_schemas;  /* compiled inputSchema of each tool (as listed) */
+    ms_schema **out_schemas; /* compiled outputSchema of each tool */
 };
 
 /* --- server.c --------------------------------------------------------------- */
@@ -134,6 +141,10 @@ int mcp_server_run(const char *root, const char *component, const char *nats_url
 ms_bus *mcp_bus(mcp_server *srv, mcp_error *err);
 /* The registry (opened on first use) or NULL with *err filled. */
 ms_registry *mcp_registry(mcp_server *srv, mcp_error *err);
+/* Run fn(arg) on a new thread counted in srv->workers (shutdown waits for
+ * it) and joined after it ended. False (nothing started) when the server is
+ * stopping or the thread cannot be created. Any thread. */
+bool mcp_thread_start(mcp_server *srv, void *(*fn)(void *), void *arg);
 
 /* --- out.c ------------------------------------------------------------------ */
 
@@ -198,6 +209,13 @@ typedef struct mcp_tool {
     int (*run)(mcp_request *rq, const json_t *args, mcp_tool_out *out, mcp_error *err);
 } mcp_tool;
 
+/* Compile every tool's inputSchema (as tools/list shows it under the
+ * server's scope) and outputSchema into srv. 0, or -1 with msg filled (a
+ * schema the validator refuses: a bug of this server). */
+int mcp_tools_init(mcp_server *srv, char *msg, size_t cap);
+void mcp_tools_free(mcp_server *srv);
+/* The tool table: NULL past the end. */
+const mcp_tool *mcp_tool_at(size_t i);
 int mcp_tools_list(mcp_request *rq, json_t **result, mcp_error *err);
 int mcp_tools_call(mcp_request *rq, json_t **result, mcp_error *err);
 /* Tool failure helper: sets out->failed and the text; returns 0. */
@@ -214,15 +232,22 @@ extern const mcp_tool mcp_tool_list_components, mcp_tool_get_context;
 extern const mcp_tool mcp_tool_publish_message, mcp_tool_request, mcp_tool_health,
     mcp_tool_services;
 extern const mcp_tool mcp_tool_list_decisions, mcp_tool_list_escalations,
-    mcp_tool_resolve_escalation;
+    mcp_tool_resolve_escalation, mcp_tool_list_runs;
+extern const mcp_tool mcp_tool_check_context, mcp_tool_evaluate_message;
 
 /* --- argcheck.c ------------------------------------------------------------- */
 
-/* Validate instance against schema (the subset the tools use: type, properties,
- * required, additionalProperties, enum, minimum, maximum, minLength,
- * maxLength, pattern-free). On failure msg says where and what. Integration
- * point: replace the body with ms_schema_validate (mainstack/schema.h). */
-bool mcp_args_check(const json_t *schema, const json_t *instance, char *msg, size_t cap);
+/* Compile a schema given as JSON text; what ("inputSchema") labels errors.
+ * NULL with msg filled when the text is not JSON or the validator refuses it
+ * (a keyword docs/schema.md does not list, ...). */
+ms_schema *mcp_schema_compile(const char *tool, const char *what, const char *text, char *msg,
+                              size_t cap);
+/* Validate tool arguments against a compiled inputSchema (ms_schema_validate).
+ * False when they break it: msg says where (the argument's JSON pointer) and
+ * what, "/limit: expected integer, got string; ..."; *errors (new reference,
+ * or NULL) lists them as [{"pointer", "message", "schemaPath"}]. */
+bool mcp_args_check(const ms_schema *schema, const json_t *instance, char *msg, size_t cap,
+                    json_t **errors);
 
 /* --- project.c -------------------------------------------------------------- */
 
@@ -239,12 +264,23 @@ int mcp_read_file(const mcp_server *srv, const char *rel, size_t max, char **dat
                   char *msg, size_t cap);
 /* Read and parse a JSON file of the project. NULL with msg filled. */
 json_t *mcp_read_json(const mcp_server *srv, const char *rel, char *msg, size_t cap, int *errnum);
-
-/* --- agents_md.c ------------------------------------------------------------ */
-
-/* Markdown for an agent from a component's context.json (and agent-config,
- * may be NULL). malloc'd. (To be replaced by the shared renderer.) */
-char *mcp_render_agents_md(const json_t *context, const json_t *agent_config);
+/* The directory of a visible component, <root>/components/<name>, after
+ * checking that its context files (context/context.json,
+ * context/agent-config.json, and interface.json when present) resolve inside
+ * the root. 0, or ENOENT (a context file is missing) / EACCES (one lands
+ * outside the root) with msg filled. */
+int mcp_component_dir(const mcp_server *srv, const char *name, char *dir, size_t dcap, char *msg,
+                      size_t cap);
+/* The components with a context/ directory (sorted names, new reference)
+ * whose context files all resolve inside the root, and those skipped because
+ * one does not ([{"component", "reason"}], only within the scope). 0, or -1
+ * (out of memory). */
+int mcp_context_components(const mcp_server *srv, json_t **names, json_t **skipped);
+/* AGENTS.md of a component: ms_context_render_dir on its directory, so the
+ * bytes are those `mstack context render` writes. *md malloc'd. 0, ENOENT,
+ * EACCES (as mcp_component_dir), or EINVAL when the files do not load (msg
+ * names the file and what is wrong). */
+int mcp_agents_md(const mcp_server *srv, const char *name, char **md, char *msg, size_t cap);
 
 /* --- resources.c / prompts.c ----------------------------------------------- */
 

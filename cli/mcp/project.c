@@ -3,6 +3,10 @@
  * directories <root>/components/<name>/ holding an interface.json, and every
  * file read goes through mcp_read_file, which resolves the path (symlinks
  * included) and refuses anything that lands outside the project root.
+ * The library's loaders (AGENTS.md rendering, checking, the agent's context)
+ * open files themselves: mcp_component_dir checks those files resolve inside
+ * the root first (a file swapped for a symlink between the check and the
+ * load is not caught: the root is the user's own tree, not an adversary's).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -163,4 +167,107 @@ json_t *mcp_read_json(const mcp_server *srv, const char *rel, char *msg, size_t 
     }
     free(data);
     return v;
+}
+
+int mcp_component_dir(const mcp_server *srv, const char *name, char *dir, size_t dcap, char *msg,
+                      size_t cap)
+{
+    static const char *const files[] = {"context/context.json", "context/agent-config.json",
+                                        "interface.json"};
+    char rel[320], real[PATH_MAX];
+
+    if (!mcp_component_visible(srv, name)) {
+        snprintf(msg, cap, "no component '%s' here (list_components names them)", name);
+        return ENOENT;
+    }
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        int rc;
+        snprintf(rel, sizeof rel, "components/%s/%s", name, files[i]);
+        rc = resolve(srv, rel, real);
+        if (rc == EACCES) {
+            snprintf(msg, cap, "%s resolves to %s, outside the project root %s: refused", rel, real,
+                     srv->root);
+            return EACCES;
+        }
+        if (rc != 0 && i < 2) { /* interface.json exists: the component is visible */
+            snprintf(msg, cap, "%s: %s", rel, strerror(rc));
+            return ENOENT;
+        }
+    }
+    if (snprintf(dir, dcap, "%s/components/%s", srv->root, name) >= (int)dcap) {
+        snprintf(msg, cap, "components/%s: path too long", name);
+        return ENOENT;
+    }
+    return 0;
+}
+
+int mcp_agents_md(const mcp_server *srv, const char *name, char **md, char *msg, size_t cap)
+{
+    char dir[PATH_MAX];
+    int rc = mcp_component_dir(srv, name, dir, sizeof dir, msg, cap);
+
+    *md = NULL;
+    if (rc != 0)
+        return rc;
+    if (ms_context_render_dir(dir, md) != MS_OK) {
+        snprintf(msg, cap, "cannot render AGENTS.md of %s: %s", name, ms_last_error());
+        *md = NULL;
+        return EINVAL;
+    }
+    return 0;
+}
+
+int mcp_context_components(const mcp_server *srv, json_t **names, json_t **skipped)
+{
+    static const char *const files[] = {"context/context.json", "context/agent-config.json",
+                                        "interface.json"};
+    char dir[sizeof srv->root + 16];
+    char *found[1024];
+    size_t nfound = 0;
+    struct dirent *de;
+    DIR *d;
+    int rc = 0;
+
+    *names = json_array();
+    *skipped = json_array();
+    snprintf(dir, sizeof dir, "%s/components", srv->root);
+    d = opendir(dir);
+    while (d != NULL && (de = readdir(d)) != NULL && nfound < sizeof found / sizeof found[0]) {
+        char path[sizeof dir + 300];
+        struct stat st;
+        if (!mcp_valid_name(de->d_name))
+            continue;
+        snprintf(path, sizeof path, "%s/%s/context", dir, de->d_name);
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) &&
+            (found[nfound] = strdup(de->d_name)) != NULL)
+            nfound++;
+    }
+    if (d != NULL)
+        closedir(d);
+    qsort(found, nfound, sizeof found[0], cmp_str);
+    for (size_t i = 0; i < nfound; i++) {
+        const char *why = NULL;
+        char rel[320], real[PATH_MAX], reason[512];
+        for (size_t k = 0; k < sizeof files / sizeof files[0] && why == NULL; k++) {
+            snprintf(rel, sizeof rel, "components/%s/%s", found[i], files[k]);
+            if (resolve(srv, rel, real) == EACCES)
+                why = files[k];
+        }
+        if (why == NULL) {
+            json_array_append_new(*names, json_string(found[i]));
+        } else if (srv->component == NULL || strcmp(srv->component, found[i]) == 0) {
+            snprintf(reason, sizeof reason,
+                     "%s resolves outside the project root: not read, not checked", why);
+            json_array_append_new(*skipped,
+                                  json_pack("{s:s, s:s}", "component", found[i], "reason", reason));
+        }
+        free(found[i]);
+    }
+    if (*names == NULL || *skipped == NULL) {
+        json_decref(*names);
+        json_decref(*skipped);
+        *names = *skipped = NULL;
+        rc = -1;
+    }
+    return rc;
 }

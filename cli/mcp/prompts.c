@@ -38,25 +38,13 @@ static json_t *user_message(const char *text)
 /* AGENTS.md of component, or NULL with err filled. */
 static char *agents_md(mcp_request *rq, const char *component, mcp_error *err)
 {
-    char rel[160], msg[768];
-    json_t *ctx, *cfg;
-    char *md;
-    int errnum = 0;
+    char msg[768];
+    char *md = NULL;
 
-    snprintf(rel, sizeof rel, "components/%s/context/context.json", component);
-    ctx = mcp_read_json(rq->srv, rel, msg, sizeof msg, &errnum);
-    if (ctx == NULL) {
-        mcp_fail(err, MCP_INVALID_PARAMS, "component %s has no readable context: %s", component,
-                 msg);
+    if (mcp_agents_md(rq->srv, component, &md, msg, sizeof msg) != 0) {
+        mcp_fail(err, MCP_INVALID_PARAMS, "component %s has no usable context: %s", component, msg);
         return NULL;
     }
-    snprintf(rel, sizeof rel, "components/%s/context/agent-config.json", component);
-    cfg = mcp_read_json(rq->srv, rel, msg, sizeof msg, NULL);
-    md = mcp_render_agents_md(ctx, cfg);
-    json_decref(ctx);
-    json_decref(cfg);
-    if (md == NULL)
-        mcp_fail(err, MCP_INTERNAL_ERROR, "out of memory");
     return md;
 }
 

@@ -5,7 +5,9 @@
  *   mainstack://components/{name}/context.json       context/context.json
  *   mainstack://components/{name}/agent-config.json  context/agent-config.json
  *   mainstack://components/{name}/interface.json     interface.json
- *   mainstack://components/{name}/AGENTS.md          rendered from the context
+ *   mainstack://components/{name}/AGENTS.md          rendered from the context files
+ *                                                    (ms_context_render_dir: the bytes
+ *                                                    `mstack context render` writes)
  *   mainstack://components/{name}/escalations        open escalations (registry)
  *
  * The escalations resources can be subscribed to (resources/subscribe, or
@@ -107,7 +109,8 @@ int mcp_resources_list(mcp_request *rq, json_t **result, mcp_error *err)
     json_array_foreach(names, i, n)
     {
         const char *name = json_string_value(n);
-        bool has_context = file_exists(rq->srv, name, "context/context.json");
+        bool has_context = file_exists(rq->srv, name, "context/context.json") &&
+                           file_exists(rq->srv, name, "context/agent-config.json");
         for (size_t k = 0; k < NKINDS; k++) {
             char uri[160], title[160], desc[256];
             if (kinds[k].rel != NULL && !file_exists(rq->srv, name, kinds[k].rel))
@@ -169,23 +172,16 @@ static int read_escalations(mcp_request *rq, const char *component, char **text,
 static int read_agents_md(mcp_request *rq, const char *component, const char *uri, char **text,
                           mcp_error *err)
 {
-    char rel[160], msg[768];
-    json_t *ctx, *cfg;
-    int errnum = 0;
+    char msg[768];
+    int rc = mcp_agents_md(rq->srv, component, text, msg, sizeof msg);
 
-    snprintf(rel, sizeof rel, "components/%s/context/context.json", component);
-    ctx = mcp_read_json(rq->srv, rel, msg, sizeof msg, &errnum);
-    if (ctx == NULL) {
-        if (errnum == ENOENT)
-            return not_found(rq, err, uri, "the component has no context/context.json");
-        return mcp_fail(err, errnum == EACCES ? MCP_INVALID_PARAMS : MCP_INTERNAL_ERROR, "%s", msg);
-    }
-    snprintf(rel, sizeof rel, "components/%s/context/agent-config.json", component);
-    cfg = mcp_read_json(rq->srv, rel, msg, sizeof msg, NULL);
-    *text = mcp_render_agents_md(ctx, cfg);
-    json_decref(ctx);
-    json_decref(cfg);
-    return *text != NULL ? 0 : mcp_fail(err, MCP_INTERNAL_ERROR, "out of memory");
+    if (rc == ENOENT)
+        return not_found(rq, err, uri, msg);
+    if (rc == EACCES)
+        return mcp_fail(err, MCP_INVALID_PARAMS, "%s", msg);
+    if (rc != 0)
+        return mcp_fail(err, MCP_INTERNAL_ERROR, "%s (fix the file; mstack check says more)", msg);
+    return 0;
 }
 
 int mcp_resources_read(mcp_request *rq, json_t **result, mcp_error *err)

@@ -11,7 +11,7 @@
  * either speaks the session protocol (initialize first; 2024-11-05 ..
  * 2025-11-25) or carries its own version and client in params._meta
  * (2026-07-28). Quick methods run here; slow ones (tools, reads, prompts) on
- * a detached worker thread each, listed in srv->inflight so that
+ * a worker thread each (joined when it ends), listed in srv->inflight so that
  * notifications/cancelled can flag them. At EOF or on a signal every open
  * request is flagged (after a short grace at EOF), the workers are waited
  * for, and the process exits 0.
@@ -156,6 +156,81 @@ static void run_method(mcp_request *rq, mcp_method_fn fn)
     request_free(rq);
 }
 
+/* --- threads ------------------------------------------------------------------ */
+
+/* Every thread the server starts is joinable and joined: a thread that ends
+ * puts its node on srv->ended, and mcp_threads_reap joins those. Joining (not
+ * detaching) matters at exit: a detached thread may still be running its
+ * thread-local destructors (libnats keeps a malloc'd error state per thread)
+ * when main returns, which LeakSanitizer then reports as a leak. */
+typedef struct mcp_thread {
+    pthread_t t;
+    void *(*fn)(void *);
+    void *arg;
+    mcp_server *srv;
+    struct mcp_thread *next;
+} mcp_thread;
+
+static void *thread_main(void *p)
+{
+    mcp_thread *th = p;
+    mcp_server *srv = th->srv;
+    (void)th->fn(th->arg);
+    pthread_mutex_lock(&srv->lock);
+    th->next = srv->ended;
+    srv->ended = th;
+    srv->workers--;
+    pthread_cond_broadcast(&srv->idle);
+    pthread_mutex_unlock(&srv->lock);
+    return NULL;
+}
+
+/* Join the threads that ended. Not with srv->lock held. */
+static void reap(mcp_server *srv)
+{
+    mcp_thread *th;
+    pthread_mutex_lock(&srv->lock);
+    th = srv->ended;
+    srv->ended = NULL;
+    pthread_mutex_unlock(&srv->lock);
+    while (th != NULL) {
+        mcp_thread *next = th->next;
+        (void)pthread_join(th->t, NULL);
+        free(th);
+        th = next;
+    }
+}
+
+/* Start fn(arg) on a thread counted in srv->workers (lock held by the
+ * caller). False when it cannot be created. */
+static bool spawn_locked(mcp_server *srv, void *(*fn)(void *), void *arg)
+{
+    mcp_thread *th = calloc(1, sizeof *th);
+    if (th == NULL)
+        return false;
+    th->fn = fn;
+    th->arg = arg;
+    th->srv = srv;
+    srv->workers++;
+    if (pthread_create(&th->t, NULL, thread_main, th) != 0) {
+        srv->workers--;
+        free(th);
+        return false;
+    }
+    return true;
+}
+
+bool mcp_thread_start(mcp_server *srv, void *(*fn)(void *), void *arg)
+{
+    bool ok = false;
+    reap(srv);
+    pthread_mutex_lock(&srv->lock);
+    if (!atomic_load(&srv->stopping))
+        ok = spawn_locked(srv, fn, arg);
+    pthread_mutex_unlock(&srv->lock);
+    return ok;
+}
+
 typedef struct worker_arg {
     mcp_request *rq;
     mcp_method_fn fn;
@@ -164,13 +239,8 @@ typedef struct worker_arg {
 static void *worker_main(void *p)
 {
     worker_arg a = *(worker_arg *)p;
-    mcp_server *srv = a.rq->srv;
     free(p);
     run_method(a.rq, a.fn);
-    pthread_mutex_lock(&srv->lock);
-    srv->workers--;
-    pthread_cond_broadcast(&srv->idle);
-    pthread_mutex_unlock(&srv->lock);
     return NULL;
 }
 
@@ -180,28 +250,20 @@ static bool start_worker(mcp_request *rq, mcp_method_fn fn)
 {
     mcp_server *srv = rq->srv;
     worker_arg *a = malloc(sizeof *a);
-    pthread_attr_t attr;
-    pthread_t t;
     bool ok = false;
 
     if (a == NULL)
         return false;
     a->rq = rq;
     a->fn = fn;
+    reap(srv);
     pthread_mutex_lock(&srv->lock);
-    if (srv->workers < MCP_MAX_INFLIGHT && pthread_attr_init(&attr) == 0) {
-        if (pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0) {
-            rq->next = srv->inflight;
-            srv->inflight = rq;
-            srv->workers++;
-            if (pthread_create(&t, &attr, worker_main, a) == 0) {
-                ok = true;
-            } else {
-                srv->workers--;
-                unlink_request(srv, rq);
-            }
-        }
-        pthread_attr_destroy(&attr);
+    if (srv->workers < MCP_MAX_INFLIGHT) {
+        rq->next = srv->inflight;
+        srv->inflight = rq;
+        ok = spawn_locked(srv, worker_main, a);
+        if (!ok)
+            unlink_request(srv, rq);
     }
     pthread_mutex_unlock(&srv->lock);
     if (!ok)
@@ -531,6 +593,7 @@ static void shut_down(mcp_server *srv, long grace_ms)
     open = srv->inflight; /* what is left: listen requests */
     srv->inflight = NULL;
     pthread_mutex_unlock(&srv->lock);
+    reap(srv); /* every thread has ended: join them all */
     while (open != NULL) {
         mcp_request *next = open->next;
         request_free(open);
@@ -562,6 +625,14 @@ int mcp_server_run(const char *root, const char *component, const char *nats_url
     srv.out_fd = STDOUT_FILENO;
     srv.log_level = MCP_LOG_OFF;
     atomic_init(&srv.stopping, false);
+    {
+        char msg[1024];
+        if (mcp_tools_init(&srv, msg, sizeof msg) != 0) {
+            fprintf(stderr, "mstack mcp: cannot start: %s\n", msg);
+            mcp_tools_free(&srv);
+            return 1;
+        }
+    }
     pthread_mutex_init(&srv.out_lock, NULL);
     pthread_mutex_init(&srv.lock, NULL);
     pthread_cond_init(&srv.idle, NULL);
@@ -628,5 +699,6 @@ cleanup:
     pthread_cond_destroy(&srv.idle);
     pthread_mutex_destroy(&srv.lock);
     pthread_mutex_destroy(&srv.out_lock);
+    mcp_tools_free(&srv);
     return rc;
 }

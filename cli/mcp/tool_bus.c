@@ -2,13 +2,12 @@
  * tool_bus.c - tools that talk to running components over NATS:
  * publish_message, request, health and services.
  *
- * request is the long one: the NATS request runs on a helper thread (counted
- * as a worker, so shutdown waits for it; closing the bus at shutdown makes it
- * return at once) while the tool's thread waits in 200 ms slices, sending
- * notifications/progress (elapsed of timeout) and returning as soon as the
- * client cancels. health and services collect fan-out answers on one inbox
- * the same way, cancellable. Replies larger than REPLY_MAX are truncated
- * with a note.
+ * request is the long one: the NATS request runs on a helper thread
+ * (mcp_thread_start: counted as a worker and joined, so shutdown waits for
+ * it; closing the bus at shutdown makes it return at once) while the tool's thread waits in 200 ms
+ * slices, sending notifications/progress (elapsed of timeout) and returning as soon as the client
+ * cancels. health and services collect fan-out answers on one inbox the same way, cancellable.
+ * Replies larger than REPLY_MAX are truncated with a note.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -213,7 +212,6 @@ static void pending_unref(pending *p)
 static void *request_helper(void *arg)
 {
     pending *p = arg;
-    mcp_server *srv = p->srv;
     ms_message *reply = NULL;
     ms_status s = ms_bus_request_msg(p->bus, p->msg, p->timeout_ms, &reply);
 
@@ -225,35 +223,20 @@ static void *request_helper(void *arg)
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     pending_unref(p);
-    pthread_mutex_lock(&srv->lock);
-    srv->workers--;
-    pthread_cond_broadcast(&srv->idle);
-    pthread_mutex_unlock(&srv->lock);
     return NULL;
 }
 
 static bool start_helper(pending *p)
 {
-    pthread_attr_t attr;
-    pthread_t t;
-    bool ok = false;
-
-    pthread_mutex_lock(&p->srv->lock);
-    if (!atomic_load(&p->srv->stopping) && pthread_attr_init(&attr) == 0) {
-        if (pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0) {
-            p->srv->workers++;
-            p->refs++;
-            if (pthread_create(&t, &attr, request_helper, p) == 0) {
-                ok = true;
-            } else {
-                p->srv->workers--;
-                p->refs--;
-            }
-        }
-        pthread_attr_destroy(&attr);
-    }
-    pthread_mutex_unlock(&p->srv->lock);
-    return ok;
+    pthread_mutex_lock(&p->mu);
+    p->refs++;
+    pthread_mutex_unlock(&p->mu);
+    if (mcp_thread_start(p->srv, request_helper, p))
+        return true;
+    pthread_mutex_lock(&p->mu);
+    p->refs--;
+    pthread_mutex_unlock(&p->mu);
+    return false;
 }
 
 static int request(mcp_request *rq, const json_t *args, mcp_tool_out *out, mcp_error *err)

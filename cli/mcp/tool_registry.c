@@ -1,8 +1,8 @@
 /*
  * tool_registry.c - tools over the registry (<root>/.mainstack/registry.db):
- * list_decisions and list_escalations (paged: limit and before_id, with
- * next_before_id when there may be more) and resolve_escalation (recorded in
- * the audit log with the client's name).
+ * list_decisions, list_escalations and list_runs (paged: limit and
+ * before_id, with next_before_id when there may be more). resolve_escalation
+ * is in tool_agent.c (it resumes the agent's work).
  */
 #include <stdio.h>
 #include <string.h>
@@ -114,75 +114,85 @@ const mcp_tool mcp_tool_list_escalations = {
     .run = list_escalations,
 };
 
-static int resolve_escalation(mcp_request *rq, const json_t *args, mcp_tool_out *out,
-                              mcp_error *err)
+/* A run's steps without the bulky input (the whole context and message, in
+ * every failed step's detail): list_escalations and the run logs have it. */
+static void slim_steps(json_t *run)
+{
+    size_t i;
+    json_t *st;
+    json_array_foreach(json_object_get(run, "steps"), i, st)
+    {
+        json_t *detail = json_object_get(st, "detail");
+        if (json_is_object(detail) && json_object_get(detail, "input") != NULL)
+            json_object_del(detail, "input");
+    }
+}
+
+static int list_runs(mcp_request *rq, const json_t *args, mcp_tool_out *out, mcp_error *err)
 {
     ms_registry *reg = mcp_registry(rq->srv, err);
+    const char *component = mcp_tool_component(rq, args);
     json_int_t id = json_integer_value(json_object_get(args, "id"));
-    const char *decision = json_string_value(json_object_get(args, "decision"));
-    const char *note = json_string_value(json_object_get(args, "note"));
-    bool approve = strcmp(decision, "approve") == 0;
-    json_t *esc = NULL, *detail;
-    char component[80], by[160];
+    size_t limit = limit_of(args);
+    json_t *rows = NULL, *run = NULL;
     ms_status s;
 
     if (reg == NULL)
         return mcp_tool_fail(out, "%s", err->message);
-    s = ms_registry_escalation_get(reg, id, &esc);
-    if (s == MS_ERR_NOT_FOUND)
-        return mcp_tool_fail(out, "no escalation %lld: list_escalations shows the open ones",
-                             (long long)id);
-    if (s != MS_OK)
-        return mcp_tool_fail(out, "reading escalation %lld failed: %s", (long long)id,
-                             ms_last_error());
-    snprintf(component, sizeof component, "%s",
-             json_string_value(json_object_get(esc, "component")) != NULL
-                 ? json_string_value(json_object_get(esc, "component"))
-                 : "");
-    if (rq->srv->component != NULL && strcmp(component, rq->srv->component) != 0) {
-        json_decref(esc);
-        return mcp_tool_fail(out,
-                             "escalation %lld belongs to another component: this server "
-                             "only serves %s",
-                             (long long)id, rq->srv->component);
+    if (id > 0) {
+        const char *c;
+        s = ms_registry_run_get(reg, id, &run);
+        if (s == MS_ERR_NOT_FOUND)
+            return mcp_tool_fail(out, "no run %lld: list_runs without id lists them",
+                                 (long long)id);
+        if (s != MS_OK)
+            return mcp_tool_fail(out, "reading run %lld failed: %s", (long long)id,
+                                 ms_last_error());
+        c = json_string_value(json_object_get(run, "component"));
+        if (component != NULL && (c == NULL || strcmp(c, component) != 0)) {
+            json_decref(run);
+            return mcp_tool_fail(out, "run %lld belongs to another component (%s)", (long long)id,
+                                 rq->srv->component != NULL ? "outside this server's scope"
+                                                            : (c != NULL ? c : "none"));
+        }
+        slim_steps(run);
+        out->structured = json_pack("{s:[o], s:i}", "runs", run, "count", 1);
+        return 0;
     }
-    json_decref(esc);
-    esc = NULL;
-    snprintf(by, sizeof by, "mcp:%s", rq->client);
-    s = ms_registry_escalation_resolve(reg, id, approve, note, by, &esc);
-    detail = json_pack("{s:I, s:s}", "id", id, "decision", decision);
-    if (detail != NULL && note != NULL)
-        json_object_set_new(detail, "note", json_string(note));
-    mcp_audit(rq, "escalation.resolve", component, s == MS_OK ? "ok" : ms_last_error(), detail);
-    json_decref(detail);
-    if (s == MS_ERR_STATE)
-        return mcp_tool_fail(out, "escalation %lld is not open: %s (nothing changed)",
-                             (long long)id, ms_last_error());
-    if (s != MS_OK)
-        return mcp_tool_fail(out, "resolving escalation %lld failed: %s", (long long)id,
-                             ms_last_error());
-    out->structured = json_pack("{s:o}", "escalation", esc);
+    if (ms_registry_runs(reg, component, json_integer_value(json_object_get(args, "before_id")),
+                         limit, &rows) != MS_OK)
+        return mcp_tool_fail(out, "reading the runs failed: %s", ms_last_error());
+    out->structured = page("runs", rows, limit);
     return 0;
 }
 
-const mcp_tool mcp_tool_resolve_escalation = {
-    .name = "resolve_escalation",
-    .title = "Resolve an escalation",
-    .description = "Approves or rejects an open escalation, with an optional note; recorded "
-                   "with the client's name. An escalation is resolved once: a second call "
-                   "fails and changes nothing.",
-    .input_schema = "{\"type\":\"object\",\"required\":[\"id\",\"decision\"],\"properties\":{"
-                    "\"id\":{\"type\":\"integer\",\"minimum\":1},\"decision\":{\"type\":"
-                    "\"string\",\"enum\":[\"approve\",\"reject\"]},\"note\":{\"type\":"
-                    "\"string\",\"maxLength\":4000}},\"additionalProperties\":false}",
-    .output_schema = "{\"type\":\"object\",\"required\":[\"escalation\"],\"properties\":{"
-                     "\"escalation\":{\"type\":\"object\",\"required\":[\"id\",\"state\"],"
-                     "\"properties\":{\"id\":{\"type\":\"integer\"},\"state\":{\"type\":"
-                     "\"string\"}}}}}",
-    .read_only = false,
+const mcp_tool mcp_tool_list_runs = {
+    .name = "list_runs",
+    .title = "List pipeline runs",
+    .description = "The agents' recent runs of their action pipeline (change, build, test): "
+                   "component, decision, the step reached and the state (running, succeeded, "
+                   "escalated, ...), newest first, paged. With id: that run with its steps "
+                   "(exit status, duration, log file).",
+    .input_schema = "{\"type\":\"object\",\"properties\":{\"component\":{\"type\":\"string\","
+                    "\"minLength\":1,\"maxLength\":64},\"id\":{\"type\":\"integer\",\"minimum\":"
+                    "1,\"description\":\"one run, with its steps\"}," PAGING_PROPS
+                    "},\"additionalProperties\":false}",
+    .output_schema =
+        "{\"type\":\"object\",\"required\":[\"runs\",\"count\"],\"properties\":{\"runs\":{"
+        "\"type\":\"array\",\"items\":{\"type\":\"object\",\"required\":[\"id\",\"component\","
+        "\"step\",\"state\"],\"properties\":{\"id\":{\"type\":\"integer\"},\"component\":{"
+        "\"type\":\"string\"},\"decision_id\":{\"type\":[\"integer\",\"null\"]},\"step\":{"
+        "\"type\":\"string\"},\"state\":{\"enum\":[\"running\",\"succeeded\",\"failed\","
+        "\"escalated\",\"cancelled\"]},\"time\":{\"type\":\"string\"},\"updated_time\":{\"type\":"
+        "\"string\"},\"steps\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"required\":["
+        "\"seq\",\"step\",\"state\"],\"properties\":{\"seq\":{\"type\":\"integer\"},\"step\":{"
+        "\"type\":\"string\"},\"state\":{\"type\":\"string\"},\"time\":{\"type\":\"string\"},"
+        "\"detail\":{}}}}}}},\"count\":{\"type\":\"integer\",\"minimum\":0},\"next_before_id\":{"
+        "\"type\":\"integer\"}},\"additionalProperties\":false}",
+    .read_only = true,
     .destructive = false,
-    .idempotent = false,
+    .idempotent = true,
     .open_world = false,
-    .component_arg = false,
-    .run = resolve_escalation,
+    .component_arg = true,
+    .run = list_runs,
 };

@@ -2,8 +2,11 @@
  * tools.c - tools/list and tools/call over the tool table.
  *
  * Adding a tool is one mcp_tool (name, schemas, annotations, function) in a
- * tool_*.c file and one line in `tools` below. tools/call finds the tool,
- * checks the arguments against its inputSchema before anything runs, and
+ * tool_*.c file and one line in `tools` below. Every schema is compiled once
+ * at start (mcp_tools_init: a schema with a keyword the validator does not
+ * support stops the server there, not at the first call). tools/call finds
+ * the tool, checks the arguments against its compiled inputSchema
+ * (mcp_args_check) before anything runs, and
  * turns the outcome into a CallToolResult: structuredContent (matching the
  * outputSchema) and the same JSON as text, or isError with a text that says
  * what to do. With --component, a tool's "component" argument is fixed to
@@ -16,11 +19,25 @@
 #include "mcp.h"
 
 static const mcp_tool *const tools[] = {
-    &mcp_tool_list_components, &mcp_tool_get_context,      &mcp_tool_publish_message,
-    &mcp_tool_request,         &mcp_tool_health,           &mcp_tool_services,
-    &mcp_tool_list_decisions,  &mcp_tool_list_escalations, &mcp_tool_resolve_escalation,
+    &mcp_tool_list_components,
+    &mcp_tool_get_context,
+    &mcp_tool_check_context,
+    &mcp_tool_publish_message,
+    &mcp_tool_request,
+    &mcp_tool_health,
+    &mcp_tool_services,
+    &mcp_tool_evaluate_message,
+    &mcp_tool_list_decisions,
+    &mcp_tool_list_escalations,
+    &mcp_tool_resolve_escalation,
+    &mcp_tool_list_runs,
 };
 #define NTOOLS (sizeof tools / sizeof tools[0])
+
+const mcp_tool *mcp_tool_at(size_t i)
+{
+    return i < NTOOLS ? tools[i] : NULL;
+}
 
 /* The tool's input schema as the client sees it (new reference). */
 static json_t *input_schema(const mcp_server *srv, const mcp_tool *t)
@@ -49,6 +66,48 @@ static json_t *input_schema(const mcp_server *srv, const mcp_tool *t)
         }
     }
     return s;
+}
+
+int mcp_tools_init(mcp_server *srv, char *msg, size_t cap)
+{
+    srv->in_schemas = calloc(NTOOLS, sizeof *srv->in_schemas);
+    srv->out_schemas = calloc(NTOOLS, sizeof *srv->out_schemas);
+    if (srv->in_schemas == NULL || srv->out_schemas == NULL) {
+        snprintf(msg, cap, "out of memory compiling the tools' schemas");
+        return -1;
+    }
+    for (size_t i = 0; i < NTOOLS; i++) {
+        const mcp_tool *t = tools[i];
+        json_t *in = input_schema(srv, t);
+        char *text = in != NULL ? json_dumps(in, JSON_COMPACT) : NULL;
+        json_decref(in);
+        if (text == NULL) {
+            snprintf(msg, cap, "tool %s: the inputSchema does not load", t->name);
+            return -1;
+        }
+        srv->in_schemas[i] = mcp_schema_compile(t->name, "inputSchema", text, msg, cap);
+        free(text);
+        if (srv->in_schemas[i] == NULL)
+            return -1;
+        srv->out_schemas[i] =
+            mcp_schema_compile(t->name, "outputSchema", t->output_schema, msg, cap);
+        if (srv->out_schemas[i] == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+void mcp_tools_free(mcp_server *srv)
+{
+    for (size_t i = 0; i < NTOOLS; i++) {
+        if (srv->in_schemas != NULL)
+            ms_schema_destroy(srv->in_schemas[i]);
+        if (srv->out_schemas != NULL)
+            ms_schema_destroy(srv->out_schemas[i]);
+    }
+    free(srv->in_schemas);
+    free(srv->out_schemas);
+    srv->in_schemas = srv->out_schemas = NULL;
 }
 
 int mcp_tools_list(mcp_request *rq, json_t **result, mcp_error *err)
@@ -124,10 +183,11 @@ int mcp_tools_call(mcp_request *rq, json_t **result, mcp_error *err)
     const char *name = json_string_value(json_object_get(rq->params, "name"));
     json_t *args = json_object_get(rq->params, "arguments");
     const mcp_tool *tool = NULL;
-    json_t *schema = NULL;
+    json_t *errors = NULL;
     mcp_tool_out out = {0};
-    char msg[512];
+    char msg[768];
     char *text = NULL;
+    size_t ti = 0;
     int rc = 0;
 
     if (name == NULL)
@@ -135,21 +195,23 @@ int mcp_tools_call(mcp_request *rq, json_t **result, mcp_error *err)
     if (args != NULL && !json_is_object(args))
         return mcp_fail(err, MCP_INVALID_PARAMS, "tools/call: params.arguments must be an object");
     for (size_t i = 0; i < NTOOLS; i++) {
-        if (strcmp(tools[i]->name, name) == 0)
+        if (strcmp(tools[i]->name, name) == 0) {
             tool = tools[i];
+            ti = i;
+        }
     }
     if (tool == NULL)
         return mcp_fail(err, MCP_INVALID_PARAMS,
                         "unknown tool '%s': tools/list names the tools of this server", name);
     args = args != NULL ? json_incref(args) : json_object();
-    schema = input_schema(rq->srv, tool);
-    if (schema == NULL || !mcp_args_check(schema, args, msg, sizeof msg)) {
-        if (schema == NULL)
-            snprintf(msg, sizeof msg, "the tool's inputSchema does not load");
+    if (!mcp_args_check(rq->srv->in_schemas[ti], args, msg, sizeof msg, &errors)) {
         /* 2025-11-25 reports bad arguments as a tool error the model can
-         * correct; older revisions as invalid params */
+         * correct; older revisions as invalid params (data lists them) */
         if (!rq->stateless && mcp_version_cmp(rq->version, "2025-11-25") < 0) {
-            rc = mcp_fail(err, MCP_INVALID_PARAMS, "%s: %s", name, msg);
+            rc = mcp_fail(err, MCP_INVALID_PARAMS, "invalid arguments for %s: %s", name, msg);
+            err->data = json_pack("{s:s, s:o}", "tool", name, "errors",
+                                  errors != NULL ? errors : json_array());
+            errors = NULL;
             goto cleanup;
         }
         mcp_tool_fail(&out, "invalid arguments for %s: %s (see its inputSchema in tools/list)",
@@ -164,6 +226,10 @@ int mcp_tools_call(mcp_request *rq, json_t **result, mcp_error *err)
     } else {
         if (out.structured == NULL)
             out.structured = json_object();
+        if (ms_schema_validate(rq->srv->out_schemas[ti], out.structured, 0, NULL, NULL) != MS_OK)
+            mcp_log(rq->srv, rq, MCP_LOG_ERROR,
+                    "tool %s: structuredContent breaks its outputSchema: %s (a server bug)", name,
+                    ms_last_error());
         text = json_dumps(out.structured, JSON_COMPACT);
         *result = json_pack("{s:o, s:O, s:b}", "content", text_content(text != NULL ? text : ""),
                             "structuredContent", out.structured, "isError", 0);
@@ -172,8 +238,8 @@ int mcp_tools_call(mcp_request *rq, json_t **result, mcp_error *err)
         rc = mcp_fail(err, MCP_INTERNAL_ERROR, "out of memory building the result of %s", name);
 cleanup:
     free(text);
+    json_decref(errors);
     json_decref(out.structured);
-    json_decref(schema);
     json_decref(args);
     return rc;
 }

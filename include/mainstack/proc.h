@@ -159,6 +159,12 @@ ms_status ms_proc_runner_start(ms_proc_runner *r, const ms_proc_spec *spec, ms_p
  * thread. */
 ms_status ms_proc_runner_kill(ms_proc_runner *r, uint64_t id);
 
+/* Stop every run queued or running now, as ms_proc_runner_kill does for
+ * one (a run started after this call is not affected). *killed (may be
+ * NULL) gets how many were asked to stop. The runner stays usable.
+ * MS_ERR_INVALID_ARG (NULL runner). Any thread. */
+ms_status ms_proc_runner_kill_all(ms_proc_runner *r, size_t *killed);
+
 /* Runs queued or running now. Any thread. */
 size_t ms_proc_runner_active(ms_proc_runner *r);
 

@@ -401,6 +401,26 @@ ms_status ms_proc_runner_kill(ms_proc_runner *r, uint64_t id)
     return MS_OK;
 }
 
+ms_status ms_proc_runner_kill_all(ms_proc_runner *r, size_t *killed)
+{
+    size_t n = 0;
+    if (killed != NULL)
+        *killed = 0;
+    if (r == NULL)
+        return ms__err(MS_ERR_INVALID_ARG, "ms_proc_runner_kill_all: runner is NULL");
+    pthread_mutex_lock(&r->mu);
+    for (ms__proc *p = r->queue_head; p != NULL; p = p->next, n++)
+        atomic_store(&p->kill_requested, true);
+    for (ms__proc *p = r->live; p != NULL; p = p->next, n++)
+        atomic_store(&p->kill_requested, true);
+    pthread_mutex_unlock(&r->mu);
+    if (n > 0)
+        wake(r);
+    if (killed != NULL)
+        *killed = n;
+    return MS_OK;
+}
+
 size_t ms_proc_runner_active(ms_proc_runner *r)
 {
     if (r == NULL)

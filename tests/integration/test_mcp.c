@@ -92,11 +92,34 @@ static int setup(void **state)
     put(fx, "components/alpha/context/context.json",
         "{\"component\":\"alpha\",\"version\":\"1.2.0\",\"purpose\":\"Echoes what it gets.\","
         "\"design_decisions\":[{\"id\":\"AD-1\",\"decision\":\"Answer with the request "
-        "payload.\",\"rationale\":\"Simplest useful echo.\",\"status\":\"accepted\"}],"
-        "\"known_issues\":[\"none yet\"]}");
-    put(fx, "components/alpha/context/agent-config.json",
-        "{\"component\":\"alpha\",\"rules\":[{\"when\":\"error\",\"then\":\"escalate\"}],"
-        "\"escalation\":{\"to\":\"ops\"}}");
+        "payload.\",\"rationale\":\"Simplest useful echo.\",\"date\":\"2026-01-05\","
+        "\"status\":\"accepted\"}],\"known_issues\":[{\"id\":\"AK-1\",\"description\":"
+        "\"none yet\",\"severity\":\"low\"}]}");
+    /* the change step (step.sh in the root): waits while <root>/slow exists,
+     * fails while <root>/fail exists */
+    snprintf(link, sizeof link, "%s/step.sh", fx->root);
+    write_file(link, "#!/bin/sh\nwhile [ -e \"$MAINSTACK_ROOT/slow\" ]; do sleep 0.05; done\n"
+                     "if [ -e \"$MAINSTACK_ROOT/fail\" ]; then echo broken >&2; exit 4; fi\n"
+                     "echo changed\n");
+    assert_int_equal(chmod(link, 0755), 0);
+    {
+        char cfg[PATH_MAX * 2 + 512];
+        snprintf(cfg, sizeof cfg,
+                 "{\"component\":\"alpha\",\"monitored_topics\":[\"events.alpha.>\"],"
+                 "\"autonomy\":{\"level\":\"minor\"},\"rules\":[{\"name\":\"tick-acts\","
+                 "\"match\":{\"type\":\"event\",\"subject\":\"events.alpha.tick\"},"
+                 "\"decision\":\"act\",\"reason\":\"a tick is handled by the pipeline\"}],"
+                 "\"actions\":{\"change\":{\"argv\":[\"%s/step.sh\"],\"timeout_s\":60}},"
+                 "\"escalation\":{\"subject\":\"mainstack.escalation.alpha\"}}",
+                 fx->root);
+        put(fx, "components/alpha/context/agent-config.json", cfg);
+    }
+    /* the JSON Schemas check_context uses */
+    {
+        char cmd[PATH_MAX * 3];
+        snprintf(cmd, sizeof cmd, "cp -r '%s/schemas' '%s/schemas'", MS_SOURCE_DIR, fx->root);
+        assert_int_equal(system(cmd), 0);
+    }
     mkdirs(fx->root, "components/beta");
     mkdirs(fx->root, "components/beta/context");
     put(fx, "components/beta/interface.json",
@@ -319,6 +342,17 @@ static const char *result_text(const json_t *m)
         json_object_get(json_array_get(json_object_get(result(m), "content"), 0), "text"));
 }
 
+/* error.data.errors[i].pointer of a -32602 for bad arguments. */
+static void assert_error_pointer(const json_t *m, size_t i, const char *pointer)
+{
+    const json_t *errs =
+        json_object_get(json_object_get(json_object_get(m, "error"), "data"), "errors");
+    const char *p = json_string_value(json_object_get(json_array_get(errs, i), "pointer"));
+    if (p == NULL || strcmp(p, pointer) != 0)
+        fail_msg("error pointer %zu: expected %s, got %s (%s)", i, pointer, p ? p : "none",
+                 error_message(m));
+}
+
 /* Close stdin and expect exit status 0 without a signal. */
 static void expect_clean_exit(fixture *fx)
 {
@@ -336,6 +370,34 @@ static void expect_clean_exit(fixture *fx)
     fx->pid = -1;
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* stdout of `mstack context render <root>/components/alpha --stdout`, malloc'd. */
+static char *render_alpha(const fixture *fx)
+{
+    char cmd[PATH_MAX * 3];
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    FILE *p;
+
+    snprintf(cmd, sizeof cmd, "'%s' context render '%s/components/alpha' --stdout", MSTACK_BIN,
+             fx->root);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    for (;;) {
+        if (cap - len < 4096) {
+            cap = cap * 2 + 8192;
+            text = realloc(text, cap);
+            assert_non_null(text);
+        }
+        size_t got = fread(text + len, 1, cap - len - 1, p);
+        len += got;
+        if (got == 0)
+            break;
+    }
+    text[len] = '\0';
+    assert_int_equal(pclose(p), 0);
+    return text;
 }
 
 /* --- lifecycle and framing ------------------------------------------------------ */
@@ -497,11 +559,13 @@ static void invalid_params_32602(void **state)
     /* 2025-06-18: arguments that break the inputSchema are invalid params */
     m = tool_call(fx, 5, "list_decisions", "{\"limit\":\"ten\"}");
     assert_int_equal(error_code(m), -32602);
-    assert_non_null(strstr(error_message(m), "arguments.limit"));
+    assert_non_null(strstr(error_message(m), "/limit: expected integer, got string"));
+    assert_error_pointer(m, 0, "/limit");
     json_decref(m);
     m = tool_call(fx, 6, "get_context", "{\"component\":\"alpha\",\"colour\":1}");
     assert_int_equal(error_code(m), -32602);
-    assert_non_null(strstr(error_message(m), "arguments.colour"));
+    assert_non_null(strstr(error_message(m), "/colour: property 'colour' is not allowed"));
+    assert_error_pointer(m, 0, "/colour");
     json_decref(m);
     m = call(fx,
              "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"logging/setLevel\",\"params\":{"
@@ -549,7 +613,7 @@ static void tool_failures_are_results(void **state)
     /* 2025-11-25: schema violations are tool errors the model can correct */
     m = tool_call(fx, 3, "list_escalations", "{\"state\":\"maybe\"}");
     assert_true(is_error_result(m));
-    assert_non_null(strstr(result_text(m), "arguments.state"));
+    assert_non_null(strstr(result_text(m), "/state: value is not one of the allowed values"));
     json_decref(m);
     m = tool_call(fx, 4, "get_context", "{\"component\":\"alpha\",\"section\":\"nope\"}");
     assert_true(is_error_result(m));
@@ -635,8 +699,9 @@ static void tools_list_has_schemas_and_annotations(void **state)
 {
     fixture *fx = *state;
     static const char *const expected[] = {
-        "list_components", "get_context",    "publish_message",  "request",           "health",
-        "services",        "list_decisions", "list_escalations", "resolve_escalation"};
+        "list_components", "get_context",      "check_context",      "publish_message",
+        "request",         "health",           "services",           "evaluate_message",
+        "list_decisions",  "list_escalations", "resolve_escalation", "list_runs"};
     json_t *m, *t;
     size_t i;
 
@@ -659,11 +724,16 @@ static void tools_list_has_schemas_and_annotations(void **state)
         assert_true(json_is_boolean(json_object_get(ann, "destructiveHint")));
         assert_true(json_is_boolean(json_object_get(ann, "idempotentHint")));
     }
-    /* honest: the listing tools are read-only, resolving is not */
-    assert_true(json_is_true(
-        json_object_get(json_object_get(json_array_get(tools, 0), "annotations"), "readOnlyHint")));
-    assert_true(json_is_false(
-        json_object_get(json_object_get(json_array_get(tools, 8), "annotations"), "readOnlyHint")));
+    /* honest: the listing, checking and evaluating tools are read-only;
+     * resolving is not (approving runs the agent's commands) */
+    static const size_t read_only[] = {0, 1, 2, 5, 6, 7, 8, 9, 11};
+    for (i = 0; i < sizeof read_only / sizeof read_only[0]; i++)
+        assert_true(json_is_true(json_object_get(
+            json_object_get(json_array_get(tools, read_only[i]), "annotations"), "readOnlyHint")));
+    const json_t *res_ann = json_object_get(json_array_get(tools, 10), "annotations");
+    assert_true(json_is_false(json_object_get(res_ann, "readOnlyHint")));
+    assert_true(json_is_true(json_object_get(res_ann, "destructiveHint")));
+    assert_true(json_is_false(json_object_get(res_ann, "idempotentHint")));
     json_decref(m);
 
     /* a call's structuredContent and its text are the same JSON */
@@ -710,6 +780,12 @@ static void resources_templates_and_reads(void **state)
     assert_string_equal(json_string_value(json_object_get(c, "mimeType")), "text/markdown");
     assert_non_null(strstr(json_string_value(json_object_get(c, "text")), "AD-1"));
     assert_non_null(strstr(json_string_value(json_object_get(c, "text")), "Simplest useful"));
+    {
+        /* the same bytes as `mstack context render` writes */
+        char *rendered = render_alpha(fx);
+        assert_string_equal(json_string_value(json_object_get(c, "text")), rendered);
+        free(rendered);
+    }
     json_decref(m);
     m = call(fx,
              "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/read\",\"params\":{"
@@ -1169,6 +1245,555 @@ static void escalation_subscription_updates(void **state)
     ms_bus_destroy(bus);
 }
 
+/* --- validator-based argument errors ---------------------------------------------- */
+
+typedef struct bad_args {
+    const char *tool, *args, *pointer, *message;
+} bad_args;
+
+static const bad_args bad_cases[] = {
+    /* a bad type */
+    {"list_decisions", "{\"limit\":\"ten\"}", "/limit", "expected integer, got string"},
+    {"get_context", "{\"component\":7}", "/component", "expected string, got integer"},
+    /* a missing required argument: the pointer names it */
+    {"resolve_escalation", "{\"decision\":\"approve\"}", "/id", "missing required property 'id'"},
+    {"evaluate_message", "{\"component\":\"alpha\",\"type\":\"event\"}", "/subject",
+     "missing required property 'subject'"},
+    /* an unknown argument (additionalProperties: false) */
+    {"list_runs", "{\"colour\":\"red\"}", "/colour", "property 'colour' is not allowed"},
+    {"check_context", "{\"a/b~c\":1}", "/a~1b~0c", "property 'a/b~c' is not allowed"},
+    /* a bad enum */
+    {"resolve_escalation", "{\"id\":1,\"decision\":\"maybe\"}", "/decision",
+     "value is not one of the allowed values (\"approve\", \"reject\")"},
+    /* bounds, and a nested one */
+    {"list_runs", "{\"limit\":0}", "/limit", "less than the minimum of 1"},
+    {"evaluate_message",
+     "{\"component\":\"alpha\",\"subject\":\"a.b\",\"type\":\"event\",\"headers\":{\"X\":5}}",
+     "/headers/X", "matches none of the 2 alternatives of anyOf"},
+};
+
+static void argument_errors_name_the_pointer(void **state)
+{
+    fixture *fx = *state;
+    json_t *m;
+    char expect[512];
+
+    /* before 2025-11-25: -32602, error.data.errors[] with the pointer */
+    start(fx);
+    initialize_as(fx, "2025-06-18");
+    for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+        const bad_args *b = &bad_cases[i];
+        m = tool_call(fx, (int)i + 10, b->tool, b->args);
+        if (json_object_get(m, "error") == NULL)
+            fail_msg("%s %s: no error", b->tool, b->args);
+        assert_int_equal(error_code(m), -32602);
+        assert_error_pointer(m, 0, b->pointer);
+        snprintf(expect, sizeof expect, "%s: ", b->pointer);
+        if (strstr(error_message(m), expect) == NULL ||
+            strstr(error_message(m), b->message) == NULL)
+            fail_msg("%s %s: %s", b->tool, b->args, error_message(m));
+        json_decref(m);
+    }
+    /* several errors at once: each named */
+    m = tool_call(fx, 40, "list_decisions", "{\"limit\":\"x\",\"extra\":1}");
+    assert_error_pointer(m, 0, "/limit");
+    assert_error_pointer(m, 1, "/extra");
+    json_decref(m);
+    expect_clean_exit(fx);
+    close(fx->from);
+    fx->from = 0;
+    fx->len = 0;
+
+    /* 2025-11-25: the same as a tool error the model can correct */
+    start(fx);
+    initialize_as(fx, "2025-11-25");
+    for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+        const bad_args *b = &bad_cases[i];
+        m = tool_call(fx, (int)i + 10, b->tool, b->args);
+        assert_true(is_error_result(m));
+        snprintf(expect, sizeof expect, "%s: %s", b->pointer, b->message);
+        if (strstr(result_text(m), b->message) == NULL ||
+            strstr(result_text(m), b->pointer) == NULL)
+            fail_msg("%s %s: %s", b->tool, b->args, result_text(m));
+        json_decref(m);
+    }
+    expect_clean_exit(fx);
+}
+
+/* --- every tool's structuredContent against its outputSchema ---------------------- */
+
+typedef struct out_schemas {
+    char name[32][64];
+    ms_schema *schema[32];
+    size_t n;
+} out_schemas;
+
+static void load_out_schemas(fixture *fx, out_schemas *os)
+{
+    json_t *m = call(fx, "{\"jsonrpc\":\"2.0\",\"id\":\"tl\",\"method\":\"tools/list\"}", "\"tl\"");
+    const json_t *tools = json_object_get(result(m), "tools");
+    size_t i;
+    json_t *t;
+
+    memset(os, 0, sizeof *os);
+    json_array_foreach(tools, i, t)
+    {
+        assert_true(os->n < 32);
+        snprintf(os->name[os->n], sizeof os->name[0], "%s",
+                 json_string_value(json_object_get(t, "name")));
+        ms_assert_ok(ms_schema_compile(json_object_get(t, "outputSchema"), os->name[os->n],
+                                       &os->schema[os->n]));
+        /* the inputSchema uses only what the validator supports, too */
+        ms_schema *in = NULL;
+        ms_assert_ok(ms_schema_compile(json_object_get(t, "inputSchema"), "in", &in));
+        ms_schema_destroy(in);
+        os->n++;
+    }
+    json_decref(m);
+}
+
+static void free_out_schemas(out_schemas *os)
+{
+    for (size_t i = 0; i < os->n; i++)
+        ms_schema_destroy(os->schema[i]);
+}
+
+/* Check the result of a call of tool against its outputSchema; returns its
+ * structuredContent (borrowed from m). */
+static const json_t *check_output(const out_schemas *os, const char *tool, const json_t *m)
+{
+    const json_t *sc = json_object_get(result(m), "structuredContent");
+    json_t *parsed;
+    if (is_error_result(m))
+        fail_msg("%s: isError: %s", tool, result_text(m));
+    assert_non_null(sc);
+    for (size_t i = 0; i < os->n; i++) {
+        if (strcmp(os->name[i], tool) != 0)
+            continue;
+        if (ms_schema_validate(os->schema[i], sc, 0, NULL, NULL) != MS_OK)
+            fail_msg("%s: structuredContent breaks the outputSchema: %s", tool, ms_last_error());
+        parsed = json_loads(result_text(m), 0, NULL);
+        assert_true(json_equal(parsed, (json_t *)sc));
+        json_decref(parsed);
+        return sc;
+    }
+    fail_msg("no tool %s in tools/list", tool);
+    return NULL;
+}
+
+static void every_tool_output_matches_schema(void **state)
+{
+    fixture *fx = *state;
+    ms_registry *reg;
+    ms_bus *bus = NULL;
+    ms_registry_decision d = {
+        .component = "alpha", .decision = "act", .rule = "tick-acts", .reason = "tick"};
+    int64_t did = 0, eid = 0, run = 0;
+    out_schemas os;
+    char args[256];
+    json_t *m, *detail;
+    size_t called = 0;
+
+    start_nats(fx);
+    ms_assert_ok(ms_bus_connect_url(ms_nats_server_url(fx->nats), &bus));
+    ms_assert_ok(ms_bus_subscribe(bus, "component.alpha.echo", NULL, echo, NULL, NULL));
+    ms_assert_ok(ms_bus_flush(bus, 2000));
+    reg = open_registry(fx);
+    ms_assert_ok(ms_registry_record_decision(reg, &d, &did, NULL));
+    ms_assert_ok(ms_registry_run_begin(reg, "alpha", did, &run));
+    detail = json_pack("{s:i}", "exit_code", 0);
+    ms_assert_ok(ms_registry_run_update(reg, run, "change", "running", detail));
+    json_decref(detail);
+    ms_assert_ok(ms_registry_escalate(reg, "alpha", did, "needs a person", NULL, &eid));
+    start(fx);
+    initialize_as(fx, "2025-11-25");
+    load_out_schemas(fx, &os);
+    snprintf(args, sizeof args, "{\"id\":%lld,\"decision\":\"reject\",\"note\":\"n\"}",
+             (long long)eid);
+    const struct {
+        const char *tool, *args;
+    } calls[] = {
+        {"list_components", "{}"},
+        {"get_context", "{\"component\":\"alpha\"}"},
+        {"get_context", "{\"component\":\"alpha\",\"section\":\"design_decisions\"}"},
+        {"check_context", "{}"},
+        {"check_context", "{\"component\":\"alpha\"}"},
+        {"publish_message", "{\"subject\":\"events.alpha.tick\",\"payload\":{\"n\":1}}"},
+        {"request", "{\"subject\":\"component.alpha.echo\",\"payload\":{\"x\":1}}"},
+        {"health", "{\"timeout_ms\":200}"},
+        {"services", "{\"timeout_ms\":200}"},
+        {"evaluate_message",
+         "{\"component\":\"alpha\",\"subject\":\"events.alpha.tick\",\"type\":\"event\","
+         "\"payload\":{},\"id\":\"m-1\",\"headers\":{\"X-A\":\"1\",\"X-B\":[\"2\",\"3\"]}}"},
+        {"list_decisions", "{}"},
+        {"list_escalations", "{\"state\":\"any\"}"},
+        {"list_runs", "{}"},
+        {"resolve_escalation", args},
+    };
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+        m = tool_call(fx, 100 + (int)i, calls[i].tool, calls[i].args);
+        (void)check_output(&os, calls[i].tool, m);
+        json_decref(m);
+    }
+    snprintf(args, sizeof args, "{\"id\":%lld}", (long long)run);
+    m = tool_call(fx, 200, "list_runs", args);
+    const json_t *sc = check_output(&os, "list_runs", m);
+    assert_int_equal(
+        json_array_size(json_object_get(json_array_get(json_object_get(sc, "runs"), 0), "steps")),
+        1);
+    json_decref(m);
+    /* every listed tool was called */
+    for (size_t k = 0; k < os.n; k++) {
+        bool seen = false;
+        for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++)
+            seen = seen || strcmp(calls[i].tool, os.name[k]) == 0;
+        if (!seen)
+            fail_msg("tool %s has no call here", os.name[k]);
+        called++;
+    }
+    assert_int_equal(called, 12);
+    free_out_schemas(&os);
+    expect_clean_exit(fx);
+    ms_registry_close(reg);
+    ms_bus_destroy(bus);
+}
+
+/* --- check_context ------------------------------------------------------------------- */
+
+static void check_context_findings(void **state)
+{
+    fixture *fx = *state;
+    json_t *m, *f;
+    size_t i;
+    bool syntax = false;
+
+    /* gamma: a context/ directory (so checked) with a syntax error */
+    mkdirs(fx->root, "components/gamma");
+    mkdirs(fx->root, "components/gamma/context");
+    put(fx, "components/gamma/context/context.json", "{\"component\": \"gamma\",\n  oops}");
+    put(fx, "components/gamma/context/agent-config.json",
+        "{\"component\":\"gamma\",\"autonomy\":{\"level\":\"observe\"}}");
+    start(fx);
+    initialize_as(fx, "2025-11-25");
+    m = tool_call(fx, 2, "check_context", "{}");
+    const json_t *sc = json_object_get(result(m), "structuredContent");
+    assert_false(is_error_result(m));
+    assert_string_equal(json_string_value(json_object_get(sc, "scope")), "project");
+    /* beta's context.json leaves the root: skipped, never read */
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(sc, "skipped"), 0), "component")),
+                        "beta");
+    assert_int_equal(json_array_size(json_object_get(sc, "components_checked")), 2);
+    assert_true(json_integer_value(json_object_get(sc, "errors")) >= 1);
+    assert_int_equal(json_integer_value(json_object_get(sc, "count")),
+                     json_array_size(json_object_get(sc, "findings")));
+    json_array_foreach(json_object_get(sc, "findings"), i, f)
+    {
+        const char *file = json_string_value(json_object_get(f, "file"));
+        assert_non_null(json_string_value(json_object_get(f, "level")));
+        assert_non_null(json_string_value(json_object_get(f, "code")));
+        assert_non_null(json_string_value(json_object_get(f, "message")));
+        assert_non_null(file);
+        assert_null(strstr(result_text(m), "secret")); /* nothing of the file outside */
+        if (strcmp(file, "components/gamma/context/context.json") == 0 &&
+            strcmp(json_string_value(json_object_get(f, "code")), "syntax") == 0) {
+            syntax = true;
+            assert_string_equal(json_string_value(json_object_get(f, "level")), "error");
+            assert_int_equal(json_integer_value(json_object_get(f, "line")), 2);
+            char loc[32];
+            snprintf(loc, sizeof loc, "2:%lld",
+                     (long long)json_integer_value(json_object_get(f, "column")));
+            assert_string_equal(json_string_value(json_object_get(f, "location")), loc);
+        }
+    }
+    assert_true(syntax);
+    json_decref(m);
+    /* one component: only the findings in its files */
+    m = tool_call(fx, 3, "check_context", "{\"component\":\"alpha\"}");
+    sc = json_object_get(result(m), "structuredContent");
+    assert_string_equal(json_string_value(json_object_get(sc, "scope")), "alpha");
+    json_array_foreach(json_object_get(sc, "findings"), i, f)
+    {
+        const char *file = json_string_value(json_object_get(f, "file"));
+        if (strncmp(file, "components/alpha/", 17) != 0)
+            fail_msg("finding outside alpha: %s", file);
+    }
+    json_decref(m);
+    m = tool_call(fx, 4, "check_context", "{\"component\":\"zeta\"}");
+    assert_true(is_error_result(m));
+    assert_non_null(strstr(result_text(m), "list_components"));
+    json_decref(m);
+    expect_clean_exit(fx);
+    /* --component alpha: the scope is fixed, others are not named */
+    close(fx->from);
+    fx->from = 0;
+    fx->len = 0;
+    start_args(fx, "--component", "alpha");
+    initialize_as(fx, "2025-11-25");
+    m = tool_call(fx, 2, "check_context", "{}");
+    sc = json_object_get(result(m), "structuredContent");
+    assert_string_equal(json_string_value(json_object_get(sc, "scope")), "alpha");
+    assert_int_equal(json_array_size(json_object_get(sc, "components_checked")), 1);
+    assert_null(strstr(result_text(m), "gamma"));
+    json_decref(m);
+    expect_clean_exit(fx);
+}
+
+/* --- evaluate_message ------------------------------------------------------------------ */
+
+static void evaluate_message_is_a_dry_run(void **state)
+{
+    fixture *fx = *state;
+    ms_registry *reg;
+    json_t *m, *rows = NULL;
+
+    start(fx);
+    initialize_as(fx, "2025-11-25");
+    m = tool_call(fx, 2, "evaluate_message",
+                  "{\"component\":\"alpha\",\"subject\":\"events.alpha.tick\",\"type\":\"event\","
+                  "\"payload\":{\"n\":1},\"id\":\"ev-1\"}");
+    const json_t *sc = json_object_get(result(m), "structuredContent");
+    assert_false(is_error_result(m));
+    assert_string_equal(json_string_value(json_object_get(sc, "decision")), "act");
+    assert_string_equal(json_string_value(json_object_get(sc, "rule")), "tick-acts");
+    assert_non_null(strstr(json_string_value(json_object_get(sc, "reason")), "pipeline"));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(sc, "message"), "id")),
+                        "ev-1");
+    json_decref(m);
+    /* not on a monitored topic, no rule: ignored by the default policy */
+    m = tool_call(fx, 3, "evaluate_message",
+                  "{\"component\":\"alpha\",\"subject\":\"orders.created\",\"type\":\"event\"}");
+    sc = json_object_get(result(m), "structuredContent");
+    assert_string_equal(json_string_value(json_object_get(sc, "decision")), "ignore");
+    assert_int_equal(strncmp(json_string_value(json_object_get(sc, "rule")), "default:", 8), 0);
+    json_decref(m);
+    /* a monitored topic no rule covers: escalate */
+    m = tool_call(fx, 4, "evaluate_message",
+                  "{\"component\":\"alpha\",\"subject\":\"events.alpha.other\",\"type\":"
+                  "\"event\"}");
+    sc = json_object_get(result(m), "structuredContent");
+    assert_string_equal(json_string_value(json_object_get(sc, "decision")), "escalate");
+    json_decref(m);
+    /* bad input: a clear tool error */
+    m = tool_call(fx, 5, "evaluate_message",
+                  "{\"component\":\"beta\",\"subject\":\"a.b\",\"type\":\"event\"}");
+    assert_true(is_error_result(m));
+    assert_non_null(strstr(result_text(m), "outside the project root"));
+    json_decref(m);
+    m = tool_call(fx, 6, "evaluate_message",
+                  "{\"component\":\"alpha\",\"subject\":\"a.*\",\"type\":\"event\"}");
+    assert_true(is_error_result(m));
+    assert_non_null(strstr(result_text(m), "wildcards"));
+    json_decref(m);
+    m = tool_call(fx, 7, "evaluate_message",
+                  "{\"component\":\"gamma\",\"subject\":\"a.b\",\"type\":\"event\"}");
+    assert_true(is_error_result(m));
+    json_decref(m);
+    expect_clean_exit(fx);
+    /* nothing was recorded */
+    reg = open_registry(fx);
+    ms_assert_ok(ms_registry_decisions(reg, NULL, 0, 10, &rows));
+    assert_int_equal(json_array_size(rows), 0);
+    json_decref(rows);
+    ms_assert_ok(ms_registry_runs(reg, NULL, 0, 10, &rows));
+    assert_int_equal(json_array_size(rows), 0);
+    json_decref(rows);
+    ms_registry_close(reg);
+}
+
+/* --- resolve_escalation resumes the work ---------------------------------------------- */
+
+/* An escalated decision of alpha with what the pipeline needs to resume. */
+static int64_t escalate_alpha(ms_registry *reg)
+{
+    ms_registry_decision d = {
+        .component = "alpha", .decision = "escalate", .rule = "r", .reason = "a person decides"};
+    int64_t did = 0, eid = 0;
+    json_t *detail = json_pack("{s:{s:{s:s, s:s}}}", "input", "message", "subject",
+                               "events.alpha.tick", "type", "event");
+    ms_assert_ok(ms_registry_record_decision(reg, &d, &did, NULL));
+    ms_assert_ok(ms_registry_escalate(reg, "alpha", did, "a person decides", detail, &eid));
+    json_decref(detail);
+    return eid;
+}
+
+static void touch(const fixture *fx, const char *name, bool present)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/%s", fx->root, name);
+    if (present)
+        write_file(path, "");
+    else
+        (void)unlink(path);
+}
+
+static bool progress_seen(const fixture *fx, const char *text)
+{
+    size_t i;
+    json_t *n;
+    json_array_foreach(fx->notes, i, n)
+    {
+        const char *msg =
+            json_string_value(json_object_get(json_object_get(n, "params"), "message"));
+        if (strcmp(json_string_value(json_object_get(n, "method")), "notifications/progress") ==
+                0 &&
+            msg != NULL && strstr(msg, text) != NULL)
+            return true;
+    }
+    return false;
+}
+
+static void resolve_escalation_resumes_the_work(void **state)
+{
+    fixture *fx = *state;
+    ms_registry *reg = open_registry(fx);
+    int64_t eid = escalate_alpha(reg), eid2;
+    json_t *m, *log = NULL, *rows = NULL;
+    char line[512], args[256];
+    double last = -1;
+    size_t i;
+    json_t *n;
+
+    start(fx);
+    initialize_as(fx, "2025-11-25");
+    snprintf(line, sizeof line,
+             "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"resolve_escalation\",\"arguments\":{\"id\":%lld,\"decision\":\"approve\","
+             "\"note\":\"go\"},\"_meta\":{\"progressToken\":\"rt\"}}}",
+             (long long)eid);
+    m = call(fx, line, "2");
+    const json_t *sc = json_object_get(result(m), "structuredContent");
+    assert_false(is_error_result(m));
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(sc, "escalation"), "state")), "approved");
+    assert_string_equal(json_string_value(json_object_get(sc, "run_state")), "succeeded");
+    assert_true(json_is_true(json_object_get(sc, "resumed")));
+    assert_true(json_is_false(json_object_get(sc, "cut_short")));
+    json_decref(m);
+    /* progress: resolved, then the run's end, increasing */
+    assert_true(progress_seen(fx, "resolved"));
+    assert_true(progress_seen(fx, "resumed run ended: succeeded"));
+    json_array_foreach(fx->notes, i, n)
+    {
+        const json_t *p = json_object_get(n, "params");
+        assert_string_equal(json_string_value(json_object_get(p, "progressToken")), "rt");
+        assert_true(json_number_value(json_object_get(p, "progress")) > last);
+        last = json_number_value(json_object_get(p, "progress"));
+    }
+    json_array_clear(fx->notes);
+    /* the run is there, with its step */
+    m = tool_call(fx, 3, "list_runs", "{\"component\":\"alpha\"}");
+    sc = json_object_get(result(m), "structuredContent");
+    assert_int_equal(json_integer_value(json_object_get(sc, "count")), 1);
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(json_object_get(sc, "runs"), 0), "state")),
+        "succeeded");
+    json_decref(m);
+    /* failing again: a new escalation says why */
+    touch(fx, "fail", true);
+    eid2 = escalate_alpha(reg);
+    snprintf(args, sizeof args, "{\"id\":%lld,\"decision\":\"approve\"}", (long long)eid2);
+    m = tool_call(fx, 4, "resolve_escalation", args);
+    sc = json_object_get(result(m), "structuredContent");
+    assert_false(is_error_result(m));
+    assert_string_equal(json_string_value(json_object_get(sc, "run_state")), "escalated");
+    assert_true(json_integer_value(json_object_get(sc, "new_escalation_id")) > eid2);
+    json_decref(m);
+    assert_int_equal(json_array_size(fx->notes), 0); /* no progressToken: no progress */
+    /* paging over the runs */
+    m = tool_call(fx, 5, "list_runs", "{\"limit\":1}");
+    sc = json_object_get(result(m), "structuredContent");
+    json_int_t next = json_integer_value(json_object_get(sc, "next_before_id"));
+    assert_true(next > 0);
+    json_decref(m);
+    snprintf(args, sizeof args, "{\"limit\":1,\"before_id\":%lld}", (long long)next);
+    m = tool_call(fx, 6, "list_runs", args);
+    sc = json_object_get(result(m), "structuredContent");
+    assert_int_equal(json_integer_value(json_object_get(sc, "count")), 1);
+    assert_true(json_integer_value(
+                    json_object_get(json_array_get(json_object_get(sc, "runs"), 0), "id")) < next);
+    json_decref(m);
+    expect_clean_exit(fx);
+    /* audited with the client's name and how the run ended */
+    ms_assert_ok(ms_registry_audit_log(reg, "alpha", 0, 10, &log));
+    assert_int_equal(json_array_size(log), 2);
+    const json_t *first = json_array_get(log, 1);
+    assert_string_equal(json_string_value(json_object_get(first, "actor")), "mcp:raw-test");
+    assert_string_equal(json_string_value(json_object_get(first, "outcome")), "ok");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(first, "detail"), "run_state")),
+        "succeeded");
+    json_decref(log);
+    ms_assert_ok(ms_registry_decisions(reg, "alpha", 0, 10, &rows));
+    json_decref(rows);
+    ms_registry_close(reg);
+}
+
+static void resolve_escalation_cancelled(void **state)
+{
+    fixture *fx = *state;
+    ms_registry *reg = open_registry(fx);
+    int64_t eid = escalate_alpha(reg);
+    json_t *m, *log = NULL, *esc = NULL, *rows = NULL;
+    char line[512];
+    int64_t deadline;
+
+    touch(fx, "slow", true); /* the change step waits */
+    start(fx);
+    initialize_as(fx, "2025-11-25");
+    snprintf(line, sizeof line,
+             "{\"jsonrpc\":\"2.0\",\"id\":\"r\",\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"resolve_escalation\",\"arguments\":{\"id\":%lld,\"decision\":\"approve\"},"
+             "\"_meta\":{\"progressToken\":7}}}",
+             (long long)eid);
+    send_line(fx, line);
+    /* wait until the run is at work: progress says so */
+    deadline = ms_test_now_ms() + GUARD_MS;
+    while (!progress_seen(fx, "resumed run")) {
+        assert_true(ms_test_now_ms() < deadline);
+        m = call(fx, "{\"jsonrpc\":\"2.0\",\"id\":\"p\",\"method\":\"ping\"}", "\"p\"");
+        json_decref(m);
+        ms_test_sleep_ms(50);
+    }
+    assert_true(progress_seen(fx, "resolved"));
+    send_line(fx, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{"
+                  "\"requestId\":\"r\",\"reason\":\"test\"}}");
+    /* the run ends without the slow file being removed: it was stopped */
+    deadline = ms_test_now_ms() + GUARD_MS;
+    for (;;) {
+        ms_assert_ok(ms_registry_runs(reg, "alpha", 0, 1, &rows));
+        const char *st = json_string_value(json_object_get(json_array_get(rows, 0), "state"));
+        bool ended = st != NULL && strcmp(st, "running") != 0;
+        json_decref(rows);
+        if (ended)
+            break;
+        assert_true(ms_test_now_ms() < deadline);
+        ms_test_sleep_ms(50);
+    }
+    /* no response for the cancelled request; the server serves on */
+    m = call(fx, "{\"jsonrpc\":\"2.0\",\"id\":\"after\",\"method\":\"ping\"}", "\"after\"");
+    json_decref(m);
+    expect_clean_exit(fx);
+    /* consistent: the resolution stays, the cut-short run is escalated anew,
+     * and the audit log says it was cut short */
+    ms_assert_ok(ms_registry_escalation_get(reg, eid, &esc));
+    assert_string_equal(json_string_value(json_object_get(esc, "state")), "approved");
+    json_decref(esc);
+    ms_assert_ok(ms_registry_escalations(reg, "alpha", "open", 0, 10, &rows));
+    assert_int_equal(json_array_size(rows), 1);
+    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(rows, 0), "reason")),
+                           "cancelled at step change"));
+    json_decref(rows);
+    ms_assert_ok(ms_registry_audit_log(reg, "alpha", 0, 10, &log));
+    assert_int_equal(json_array_size(log), 1);
+    const json_t *detail = json_object_get(json_array_get(log, 0), "detail");
+    assert_true(json_is_true(json_object_get(detail, "cut_short")));
+    assert_string_equal(json_string_value(json_object_get(detail, "run_state")), "cancelled");
+    json_decref(log);
+    touch(fx, "slow", false);
+    ms_registry_close(reg);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1193,6 +1818,12 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(request_publish_over_nats, setup, teardown),
         cmocka_unit_test_setup_teardown(long_request_progress_ping_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(escalation_subscription_updates, setup, teardown),
+        cmocka_unit_test_setup_teardown(argument_errors_name_the_pointer, setup, teardown),
+        cmocka_unit_test_setup_teardown(every_tool_output_matches_schema, setup, teardown),
+        cmocka_unit_test_setup_teardown(check_context_findings, setup, teardown),
+        cmocka_unit_test_setup_teardown(evaluate_message_is_a_dry_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(resolve_escalation_resumes_the_work, setup, teardown),
+        cmocka_unit_test_setup_teardown(resolve_escalation_cancelled, setup, teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);

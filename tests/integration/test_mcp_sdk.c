@@ -3,9 +3,13 @@
  * client (@modelcontextprotocol/sdk, pinned in tests/mcp_sdk/package-lock.json
  * and installed with `npm ci` into the build tree by npm_install.sh).
  *
- * The project root is a temporary copy of the repository's components, with a
- * registry holding one decision and one open escalation; a real nats-server
- * carries an echo responder for the request tool. sdk_check.mjs connects over
+ * The project root is a temporary copy of the repository's schemas and
+ * components (their context files, interface.json and src/interface.h),
+ * plus "probe", a component whose pipeline is one change step (sleep 1); the
+ * registry holds a decision and an open escalation of user-service (the SDK
+ * client rejects it) and a resumable escalation of probe (the client
+ * approves it: the work resumes, with progress). A real nats-server carries
+ * an echo responder for the request tool. sdk_check.mjs connects over
  * stdio, lists and calls every tool (the SDK validates structuredContent
  * against each outputSchema), reads every resource, gets every prompt; its
  * exit status decides. Skipped where node, npm or the registry are missing,
@@ -45,7 +49,8 @@ static void sdk_client_uses_every_feature(void **state)
                               .decision = "escalate",
                               .rule = "sdk",
                               .reason = "a person decides"};
-    int64_t did = 0, eid = 0;
+    int64_t did = 0, eid = 0, eid2 = 0;
+    json_t *detail;
     int rc;
     (void)state;
 
@@ -61,22 +66,42 @@ static void sdk_client_uses_every_feature(void **state)
 
     assert_non_null(mkdtemp(tmpl));
     snprintf(cmd, sizeof cmd,
-             "mkdir -p '%s/components' && for c in user-service notification-service; do "
-             "mkdir -p '%s/components/'$c && cp -r '%s/components/'$c/interface.json "
-             "'%s/components/'$c/context '%s/components/'$c/; done",
-             tmpl, tmpl, MS_SOURCE_DIR, MS_SOURCE_DIR, tmpl);
+             "cp -r '%s/schemas' '%s/' && mkdir -p '%s/components' && "
+             "for c in user-service notification-service; do "
+             "mkdir -p '%s/components/'$c/src && cp -r '%s/components/'$c/interface.json "
+             "'%s/components/'$c/context '%s/components/'$c/ && "
+             "cp '%s/components/'$c/src/interface.h '%s/components/'$c/src/; done",
+             MS_SOURCE_DIR, tmpl, tmpl, tmpl, MS_SOURCE_DIR, MS_SOURCE_DIR, tmpl, MS_SOURCE_DIR,
+             tmpl);
+    assert_int_equal(run(cmd), 0);
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p '%s/components/probe/context' && cd '%s/components/probe' && "
+             "printf '%%s' '{\"name\":\"probe\",\"version\":\"0.1.0\",\"description\":"
+             "\"a probe\"}' > interface.json && "
+             "printf '%%s' '{\"component\":\"probe\",\"version\":\"0.1.0\",\"purpose\":"
+             "\"Probes.\"}' > context/context.json && "
+             "printf '%%s' '{\"component\":\"probe\",\"autonomy\":{\"level\":\"patch\"},"
+             "\"actions\":{\"change\":{\"argv\":[\"sleep\",\"1\"],\"timeout_s\":30}}}' "
+             "> context/agent-config.json",
+             tmpl, tmpl);
     assert_int_equal(run(cmd), 0);
     ms_assert_ok(ms_registry_default_path(tmpl, &path));
     ms_assert_ok(ms_registry_open(path, &reg));
     ms_assert_ok(ms_registry_record_decision(reg, &d, &did, NULL));
     ms_assert_ok(ms_registry_escalate(reg, "user-service", did, "a person decides", NULL, &eid));
+    d.component = "probe";
+    ms_assert_ok(ms_registry_record_decision(reg, &d, &did, NULL));
+    detail = json_pack("{s:{s:{s:s}}}", "input", "message", "subject", "events.probe.x");
+    ms_assert_ok(ms_registry_escalate(reg, "probe", did, "a person decides", detail, &eid2));
+    json_decref(detail);
     ms_assert_ok(ms_nats_server_start(NULL, &nats));
     ms_assert_ok(ms_bus_connect_url(ms_nats_server_url(nats), &bus));
     ms_assert_ok(ms_bus_subscribe(bus, "component.echo.say", NULL, echo, NULL, NULL));
     ms_assert_ok(ms_bus_flush(bus, 2000));
 
-    snprintf(cmd, sizeof cmd, "cd '%s' && node sdk_check.mjs '%s' '%s' '%s' %lld",
-             MS_MCP_SDK_BINARY_DIR, MSTACK_BIN, tmpl, ms_nats_server_url(nats), (long long)eid);
+    snprintf(cmd, sizeof cmd, "cd '%s' && node sdk_check.mjs '%s' '%s' '%s' %lld %lld",
+             MS_MCP_SDK_BINARY_DIR, MSTACK_BIN, tmpl, ms_nats_server_url(nats), (long long)eid,
+             (long long)eid2);
     rc = run(cmd);
     if (rc != 0)
         fail_msg("sdk_check.mjs failed with status %d (its report is above)", rc);

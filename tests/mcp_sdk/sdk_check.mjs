@@ -1,16 +1,20 @@
-// sdk_check.mjs <mstack> <root> <nats url> <escalation id>
+// sdk_check.mjs <mstack> <root> <nats url> <escalation id> <resumable escalation id>
 //
 // mstack mcp driven by the official MCP TypeScript SDK client over stdio: it
 // connects (initialize, the SDK's newest protocol revision), lists and calls
 // every tool (the SDK checks each structuredContent against the tool's
 // outputSchema), reads every resource and template, gets every prompt, and
-// pings. Prints one line per check; exits 1 at the first failure.
+// pings. The first escalation is rejected; the second (of the "probe"
+// component, whose pipeline is one change step: sleep 1) is approved with a
+// progress callback, so the work resumes and reports progress. Prints one
+// line per check; exits 1 at the first failure.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 
-const [mstack, root, natsUrl, escId] = process.argv.slice(2);
-if (!escId) {
-  console.error("usage: sdk_check.mjs <mstack> <root> <nats url> <escalation id>");
+const [mstack, root, natsUrl, escId, resumeId] = process.argv.slice(2);
+if (!resumeId) {
+  console.error("usage: sdk_check.mjs <mstack> <root> <nats url> <escalation id> " +
+                "<resumable escalation id>");
   process.exit(2);
 }
 
@@ -26,18 +30,31 @@ const transport = new StdioClientTransport({
 });
 const client = new Client({ name: "sdk-check", version: "1.0.0" });
 
-// Arguments for each tool; every tool must be covered.
+// Arguments for each tool (one set or a list); every tool must be covered.
 const calls = {
   list_components: {},
   get_context: { component: "user-service", section: "purpose" },
+  check_context: [{}, { component: "user-service" }],
   publish_message: { subject: "events.sdk.check", payload: { n: 1 } },
   request: { subject: "component.echo.say", payload: { say: "hi" }, timeout_ms: 3000 },
   health: { timeout_ms: 200 },
   services: { timeout_ms: 200 },
+  evaluate_message: {
+    component: "user-service",
+    subject: "mainstack.dependency.updated.sqlite3",
+    type: "dependency_update",
+    payload: { name: "sqlite3", from_version: "3.40.0", to_version: "4.0.0" },
+    id: "sdk-1",
+  },
   list_decisions: { limit: 5 },
   list_escalations: { state: "any" },
-  resolve_escalation: { id: Number(escId), decision: "reject", note: "sdk check" },
+  resolve_escalation: [
+    { id: Number(escId), decision: "reject", note: "sdk check" },
+    { id: Number(resumeId), decision: "approve", note: "sdk check resumes" },
+  ],
+  list_runs: { component: "probe" },
 };
+const results = {};
 
 try {
   await client.connect(transport);
@@ -48,16 +65,48 @@ try {
 
   const { tools } = await client.listTools();
   check(tools.length === Object.keys(calls).length, `tools/list: ${tools.length} tools`);
+  // list_runs last: it lists the run the approval resumed
+  tools.sort((a, b) => (a.name === "list_runs") - (b.name === "list_runs"));
+  const progress = [];
   for (const tool of tools) {
-    const args = calls[tool.name];
-    check(args !== undefined, `tool ${tool.name} has a test call`);
+    check(calls[tool.name] !== undefined, `tool ${tool.name} has a test call`);
     check(tool.outputSchema && tool.outputSchema.type === "object", `${tool.name} outputSchema`);
-    const res = await client.callTool({ name: tool.name, arguments: args });
-    check(!res.isError, `${tool.name}: ${res.isError ? res.content[0].text : "no error"}`);
-    check(res.structuredContent !== undefined, `${tool.name}: structuredContent`);
-    check(JSON.stringify(JSON.parse(res.content[0].text)) ===
-              JSON.stringify(res.structuredContent),
-          `${tool.name}: text equals structuredContent`);
+    for (const args of [].concat(calls[tool.name])) {
+      const opts = args.decision === "approve" ? { onprogress: (p) => progress.push(p) } : {};
+      // the SDK validates structuredContent against the tool's outputSchema
+      const res = await client.callTool({ name: tool.name, arguments: args }, undefined, opts);
+      check(!res.isError, `${tool.name}: ${res.isError ? res.content[0].text : "no error"}`);
+      check(res.structuredContent !== undefined, `${tool.name}: structuredContent`);
+      check(JSON.stringify(JSON.parse(res.content[0].text)) ===
+                JSON.stringify(res.structuredContent),
+            `${tool.name}: text equals structuredContent`);
+      results[`${tool.name} ${JSON.stringify(args)}`] = res.structuredContent;
+      if (tool.name === "resolve_escalation" && args.decision === "approve") {
+        check(res.structuredContent.run_state === "succeeded",
+              `approve resumed the work: run ${res.structuredContent.run_state}`);
+        check(progress.some((p) => (p.message || "").includes("resolved")),
+              "progress: resolved");
+        // the SDK handles notifications asynchronously and drops progress that
+        // arrives right before the response (test_mcp.c checks the last one on
+        // the wire); the step sleeps, so progress while it runs is seen
+        check(progress.some((p) => (p.message || "").includes("resumed run")),
+              `progress: the resumed run (${JSON.stringify(progress)})`);
+      }
+      if (tool.name === "evaluate_message") {
+        check(res.structuredContent.decision === "escalate" &&
+                  res.structuredContent.rule === "sqlite-major",
+              `evaluate_message: ${res.structuredContent.decision} by ${res.structuredContent.rule}`);
+      }
+      if (tool.name === "list_runs") {
+        check(res.structuredContent.runs.length === 1 &&
+                  res.structuredContent.runs[0].state === "succeeded",
+              "list_runs: the resumed run succeeded");
+      }
+      if (tool.name === "check_context") {
+        check(res.structuredContent.errors === 0,
+              `check_context ${JSON.stringify(args)}: ${res.structuredContent.errors} errors`);
+      }
+    }
   }
   // a tool error is a result; an unknown tool is a protocol error
   const bad = await client.callTool({ name: "get_context", arguments: { component: "nope" } });

@@ -735,6 +735,43 @@ static void test_runner_queue_limit(void **state)
     assert_int_equal(rmdir(dir), 0);
 }
 
+static void test_runner_kill_all(void **state)
+{
+    ms_proc_runner *rn = NULL;
+    ms_proc_runner_options o;
+    collect c = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    const char *argv[] = {"sleep", "100", NULL};
+    ms_proc_spec s;
+    size_t n = 99;
+    (void)state;
+
+    /* one runs at a time: two live or queued, both stopped */
+    ms_proc_runner_options_init(&o);
+    o.max_running = 1;
+    ms_assert_ok(ms_proc_runner_create(&o, &rn));
+    ms_proc_spec_init(&s);
+    s.argv = argv;
+    ms_assert_ok(ms_proc_runner_kill_all(rn, &n));
+    assert_int_equal(n, 0);
+    ms_assert_ok(ms_proc_runner_start(rn, &s, on_done, &c, NULL));
+    ms_assert_ok(ms_proc_runner_start(rn, &s, on_done, &c, NULL));
+    ms_test_sleep_ms(50);
+    ms_assert_ok(ms_proc_runner_kill_all(rn, &n));
+    assert_int_equal(n, 2);
+    ms_assert_ok(ms_proc_runner_wait_idle(rn, 10000));
+    assert_int_equal(c.done, 2);
+    assert_int_equal(c.killed, 2);
+    /* still usable afterwards */
+    const char *quick[] = {"true", NULL};
+    s.argv = quick;
+    ms_assert_ok(ms_proc_runner_start(rn, &s, on_done, &c, NULL));
+    ms_assert_ok(ms_proc_runner_wait_idle(rn, 10000));
+    assert_int_equal(c.done, 3);
+    assert_int_equal(c.killed, 2);
+    ms_assert_status(ms_proc_runner_kill_all(NULL, NULL), MS_ERR_INVALID_ARG);
+    ms_proc_runner_destroy(rn);
+}
+
 static void test_runner_kill_and_failures(void **state)
 {
     ms_proc_runner *rn = NULL;
@@ -882,6 +919,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_runner_many),
         cmocka_unit_test(test_runner_queue_limit),
         cmocka_unit_test(test_runner_kill_and_failures),
+        cmocka_unit_test(test_runner_kill_all),
         cmocka_unit_test(test_runner_destroy_kills),
         cmocka_unit_test(test_alloc_failures),
     };
