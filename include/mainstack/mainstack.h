@@ -18,6 +18,7 @@
 #include "mainstack/runtime.h"
 #include "mainstack/stream.h"
 #include "mainstack/registry.h"
+#include "mainstack/deploy.h"
 #include "mainstack/proc.h"
 
 #endif

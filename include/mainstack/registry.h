@@ -157,6 +157,50 @@ ms_status ms_registry_audit(ms_registry *reg, const char *actor, const char *act
 ms_status ms_registry_audit_log(ms_registry *reg, const char *component, int64_t before_id,
                                 size_t limit, json_t **out);
 
+/* --- component versions and deploy locks (schema 2) --------------------------
+ * A version row: {"component","version","sha256","artifact_dir","state",
+ * "added_time","state_time","detail"}. States: candidate, testing, active,
+ * previous, rejected, rolled-back (ms_version_state_valid). */
+
+/* True for one of the six state names. */
+bool ms_registry_version_state_valid(const char *state);
+
+/*
+ * Record version of component with the content hash sha256 and the
+ * directory holding its artifacts, in state candidate. The same version
+ * with the same sha256 again changes nothing (*fresh false); with another
+ * sha256 it is refused: MS_ERR_STATE naming both hashes. fresh may be
+ * NULL. MS_ERR_INVALID_ARG, MS_ERR_IO.
+ */
+ms_status ms_registry_version_add(ms_registry *reg, const char *component, const char *version,
+                                  const char *sha256, const char *artifact_dir,
+                                  const json_t *detail, bool *fresh);
+
+/* One version row (*out is the caller's). MS_ERR_NOT_FOUND (naming the
+ * versions that exist), MS_ERR_INVALID_ARG, MS_ERR_IO. */
+ms_status ms_registry_version_get(ms_registry *reg, const char *component, const char *version,
+                                  json_t **out);
+
+/* Every version of component, oldest first, as an array. MS_ERR_INVALID_ARG,
+ * MS_ERR_IO. */
+ms_status ms_registry_versions(ms_registry *reg, const char *component, json_t **out);
+
+/* Set a version's state (and state_time). MS_ERR_INVALID_ARG (unknown
+ * state: the valid ones are listed), MS_ERR_NOT_FOUND, MS_ERR_IO. */
+ms_status ms_registry_version_set_state(ms_registry *reg, const char *component,
+                                        const char *version, const char *state);
+
+/*
+ * Take the deploy lock of component for holder (who: "user@host pid N").
+ * Held by another: MS_ERR_STATE, "deploy of <component> is locked by
+ * <holder> since <time>". The same holder again: MS_OK. MS_ERR_INVALID_ARG,
+ * MS_ERR_IO.
+ */
+ms_status ms_registry_deploy_lock(ms_registry *reg, const char *component, const char *holder);
+/* Release it (only the holder can: MS_ERR_STATE otherwise; not held:
+ * MS_OK). */
+ms_status ms_registry_deploy_unlock(ms_registry *reg, const char *component, const char *holder);
+
 #ifdef __cplusplus
 }
 #endif

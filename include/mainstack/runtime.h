@@ -271,6 +271,62 @@ ms_status ms_runtime_instances(ms_runtime *rt, ms_instance ***list, size_t *coun
  */
 ms_status ms_runtime_health(ms_runtime *rt, const char *component, json_t **out);
 
+/* --- swapping a component's version in the running host -------------------- */
+
+/* What ms_runtime_swap did (a value struct filled by the call, also on
+ * failure: error says why). */
+typedef struct ms_swap_report {
+    char component[MS_COMPONENT_NAME_MAX + 1];
+    char old_version[64];
+    char new_version[64];
+    size_t instances;      /* candidate instances started (one per active one) */
+    size_t routes_moved;   /* subscriptions handed from the old version to the new */
+    size_t topics_added;   /* subscriptions of topics only the new version has */
+    size_t topics_removed; /* subscriptions of topics only the old version had */
+    uint64_t drained;      /* messages the old instances finished after the switch */
+    int64_t switch_us;     /* time the delivery switch took (all routes) */
+    int64_t drain_ms;      /* time the old instances took to drain and stop */
+    bool old_unloaded;     /* the old plugin was unloaded (no instance used it) */
+    char error[512];       /* "" on success */
+} ms_swap_report;
+
+/*
+ * Replace the running version of `component` on this host by a candidate,
+ * with no message lost and none handled twice. The candidate is a plugin
+ * (plugin_path: a path, or a name looked up as ms_runtime_load does) or
+ * linked-in ops (ops, borrowed, must outlive its instances): exactly one of
+ * the two. Steps:
+ *   1. load and validate the candidate; its metadata.name must be component;
+ *   2. start one candidate instance per active instance (same config, restart
+ *      type and metadata), initialized but not yet receiving;
+ *   3. switch: each subscription of the active instances is handed to the
+ *      matching candidate endpoint (same subject and fan-out flag); every
+ *      message the bus delivers after that goes to the candidate; topics only
+ *      the candidate has are subscribed, topics only the old one had are
+ *      unsubscribed;
+ *   4. the old instances finish what their mailboxes hold (each accepted
+ *      request is answered by the old version) within drain_timeout_ms
+ *      (<= 0: the runtime's shutdown_timeout_ms), then shutdown and destroy;
+ *      their plugin is unloaded when no instance uses it.
+ * When the candidate cannot be loaded, is another component, or a candidate
+ * instance fails create or initialize, nothing changes: the candidates
+ * started are removed, the active instances keep serving, and the error
+ * says why. out (optional) is filled in either case.
+ * Returns MS_OK; MS_ERR_INVALID_ARG (arguments; the candidate is another
+ * component); the ms_plugin_load / ms_runtime_resolve statuses (naming the
+ * file: not a component MS_ERR_NOT_FOUND, ABI mismatch MS_ERR_UNSUPPORTED,
+ * bad metadata MS_ERR_SCHEMA); the candidate's initialize status (or
+ * MS_ERR_NO_MEMORY for a create that returned NULL); MS_ERR_NOT_FOUND (no
+ * instance of component runs here); MS_ERR_STATE (that version is already
+ * the active one, another swap is running, shutting down, or called from a
+ * component callback); MS_ERR_TIMEOUT (the old instances did not drain in
+ * time: the rest got 503 errors; the candidate serves all the same).
+ * Thread-safe; one swap at a time per runtime.
+ */
+ms_status ms_runtime_swap(ms_runtime *rt, const char *component, const char *plugin_path,
+                          const ms_component_ops *ops, int drain_timeout_ms,
+                          ms_swap_report *out);
+
 /* --- one instance ---------------------------------------------------------- */
 
 const char *ms_instance_component(const ms_instance *inst); /* borrowed */

@@ -24,7 +24,7 @@
 #include "registry/registry_internal.h"
 
 #define BUSY_TIMEOUT_MS 10000
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 /* Migration N brings the schema from user_version N-1 to N. */
 static const char *const migrations[SCHEMA_VERSION + 1] = {
@@ -82,6 +82,33 @@ static const char *const migrations[SCHEMA_VERSION + 1] = {
           " outcome TEXT NOT NULL,"
           " detail_json TEXT);"
           "CREATE INDEX audit_component ON audit (component, id);",
+    /* 2: component versions (artifacts), deployments, per-component deploy locks */
+    [2] = "CREATE TABLE versions ("
+          " component TEXT NOT NULL,"
+          " version TEXT NOT NULL,"
+          " sha256 TEXT NOT NULL,"
+          " artifact_dir TEXT NOT NULL,"
+          " state TEXT NOT NULL DEFAULT 'candidate' CHECK (state IN ('candidate', 'testing',"
+          "  'active', 'previous', 'rejected', 'rolled-back')),"
+          " added_time TEXT NOT NULL,"
+          " state_time TEXT NOT NULL,"
+          " detail_json TEXT,"
+          " PRIMARY KEY (component, version)) WITHOUT ROWID;"
+          "CREATE TABLE deployments ("
+          " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+          " time TEXT NOT NULL,"
+          " component TEXT NOT NULL,"
+          " from_version TEXT,"
+          " to_version TEXT NOT NULL,"
+          " kind TEXT NOT NULL DEFAULT 'deploy' CHECK (kind IN ('deploy', 'rollback')),"
+          " state TEXT NOT NULL DEFAULT 'testing',"
+          " updated_time TEXT NOT NULL,"
+          " detail_json TEXT);"
+          "CREATE INDEX deployments_component ON deployments (component, id);"
+          "CREATE TABLE deploy_locks ("
+          " component TEXT PRIMARY KEY,"
+          " holder TEXT NOT NULL,"
+          " time TEXT NOT NULL) WITHOUT ROWID;",
 };
 
 ms_status ms__reg_fail(ms_registry *reg, const char *what)

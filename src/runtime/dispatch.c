@@ -96,15 +96,14 @@ static void deliver_task(void *arg)
             s = reply != NULL ? ms_bus_respond_msg(rt->bus, msg, reply)
                               : ms_bus_respond(rt->bus, msg, NULL, 0);
             if (s != MS_OK)
-                ms_log_kv(MS_LOG_WARN, MOD, "reply failed", "component",
-                          inst->ops->metadata.name, "subject", ms_message_subject(msg), "error",
-                          ms_last_error(), NULL);
+                ms_log_kv(MS_LOG_WARN, MOD, "reply failed", "component", inst->ops->metadata.name,
+                          "subject", ms_message_subject(msg), "error", ms_last_error(), NULL);
         }
     } else {
         int code = ms__status_http_code(st);
         bool restart = false;
-        snprintf(text, sizeof text, "%s", ms_last_error()[0] != '\0' ? ms_last_error()
-                                                                     : ms_status_name(st));
+        snprintf(text, sizeof text, "%s",
+                 ms_last_error()[0] != '\0' ? ms_last_error() : ms_status_name(st));
         ms_message_unref(reply);
         reply = NULL;
         pthread_mutex_lock(&inst->mu);
@@ -148,17 +147,24 @@ static void deliver_drop(void *arg)
 
 void ms__on_topic_msg(ms_bus *bus, ms_subscription *sub, const ms_message *msg, void *closure)
 {
-    ms__endpoint *ep = closure;
-    ms_instance *inst = ep->inst;
+    ms__route *route = closure;
+    ms__endpoint *ep;
+    ms_instance *inst;
     delivery *d;
     ms_status s;
 
     (void)bus;
     (void)sub;
+    /* Held until the message is in a mailbox (or refused): a swap that
+     * repoints the route waits for it, so each message reaches exactly one
+     * version (swap.c). */
+    pthread_mutex_lock(&route->mu);
+    ep = route->ep;
+    inst = ep->inst;
     d = ms__malloc(sizeof *d);
     if (d == NULL) {
         refuse(ep, msg, MS_ERR_NO_MEMORY, "out of memory queueing the message");
-        return;
+        goto done;
     }
     d->ep = ep;
     d->msg = ms_message_ref((ms_message *)msg);
@@ -166,7 +172,7 @@ void ms__on_topic_msg(ms_bus *bus, ms_subscription *sub, const ms_message *msg, 
      * no worker wake-up (MS_COMPONENT_INLINE). */
     if ((inst->ops->flags & MS_COMPONENT_INLINE) != 0 &&
         ms__mailbox_try_run_inline(inst->mb, deliver_task, d))
-        return;
+        goto done;
     s = ms__mailbox_post(inst->mb, deliver_task, deliver_drop, d, 0,
                          inst->rt->opts.mailbox_full_timeout_ms);
     if (s != MS_OK) {
@@ -176,4 +182,6 @@ void ms__on_topic_msg(ms_bus *bus, ms_subscription *sub, const ms_message *msg, 
         ms_message_unref(d->msg);
         ms__free(d);
     }
+done:
+    pthread_mutex_unlock(&route->mu);
 }

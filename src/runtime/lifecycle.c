@@ -19,20 +19,56 @@
 
 #define MOD "runtime"
 
-static ms_status subscribe_all(ms_instance *inst)
+static ms_status route_new(ms__endpoint *ep, ms__route **out)
+{
+    ms__route *r = ms__calloc(1, sizeof *r);
+    if (r == NULL)
+        return ms__err(MS_ERR_NO_MEMORY, "runtime: allocating a route");
+    if (pthread_mutex_init(&r->mu, NULL) != 0) {
+        ms__free(r);
+        return ms__err(MS_ERR_INTERNAL, "runtime: initializing a lock");
+    }
+    r->ep = ep;
+    *out = r;
+    return MS_OK;
+}
+
+static void route_free(ms__route *r)
+{
+    if (r == NULL)
+        return;
+    pthread_mutex_destroy(&r->mu);
+    ms__free(r);
+}
+
+ms_status ms__instance_subscribe(ms_instance *inst)
 {
     ms_runtime *rt = inst->rt;
     const char *name = inst->ops->metadata.name;
     ms_status s = MS_OK;
+    bool removing;
 
     pthread_mutex_lock(&inst->sub_mu);
+    pthread_mutex_lock(&inst->mu);
+    removing = inst->removing;
+    pthread_mutex_unlock(&inst->mu);
+    /* A candidate gets the active version's subscriptions handed over; an
+     * instance being removed (a swap retiring it) takes no new ones. */
+    if (inst->candidate || removing) {
+        pthread_mutex_unlock(&inst->sub_mu);
+        return MS_OK;
+    }
     for (size_t i = 0; i < inst->neps; i++) {
         ms__endpoint *ep = &inst->eps[i];
         if (ep->sub != NULL)
             continue;
-        s = ms_bus_subscribe(rt->bus, ep->subject, ep->fanout ? NULL : name, ms__on_topic_msg, ep,
-                             &ep->sub);
+        if ((s = route_new(ep, &ep->route)) != MS_OK)
+            break;
+        s = ms_bus_subscribe(rt->bus, ep->subject, ep->fanout ? NULL : name, ms__on_topic_msg,
+                             ep->route, &ep->sub);
         if (s != MS_OK) {
+            route_free(ep->route);
+            ep->route = NULL;
             s = ms__err_wrap(s, "subscribing to %s", ep->subject);
             break;
         }
@@ -58,6 +94,9 @@ void ms__instance_unsubscribe(ms_instance *inst)
             ms_log_kv(MS_LOG_WARN, MOD, "unsubscribe failed", "subject", ep->subject, "error",
                       ms_last_error(), NULL);
         ep->sub = NULL;
+        /* The handler no longer runs (bus.h): its closure can go. */
+        route_free(ep->route);
+        ep->route = NULL;
     }
     pthread_mutex_unlock(&inst->sub_mu);
 }
@@ -68,7 +107,7 @@ static void start_instance(ms_instance *inst)
     ms_runtime *rt = inst->rt;
     char reason[MS__ERRTEXT_MAX];
     bool removing;
-    ms_status s;
+    ms_status s = MS_ERR_NO_MEMORY; /* create() returning NULL */
     void *self;
 
     pthread_mutex_lock(&inst->mu);
@@ -95,7 +134,7 @@ static void start_instance(ms_instance *inst)
         goto failed;
     }
     inst->initialized = true;
-    s = subscribe_all(inst);
+    s = ms__instance_subscribe(inst);
     if (s != MS_OK) {
         snprintf(reason, sizeof reason, "%s", ms_last_error());
         if (ops->shutdown != NULL)
@@ -128,6 +167,16 @@ static void start_instance(ms_instance *inst)
 failed:
     ms_log_kv(MS_LOG_WARN, MOD, "instance failed to start", "component", ops->metadata.name,
               "instance", inst->id, "reason", reason, NULL);
+    if (inst->candidate) {
+        /* A swap candidate is not supervised: the swap reports the reason
+         * and removes it; the active version keeps serving. */
+        pthread_mutex_lock(&inst->mu);
+        inst->state = MS_INSTANCE_FAILED;
+        inst->start_status = s == MS_OK ? MS_ERR_NO_MEMORY : s;
+        snprintf(inst->last_error, sizeof inst->last_error, "%s", reason);
+        pthread_mutex_unlock(&inst->mu);
+        return;
+    }
     ms__supervisor_decide(inst, true, reason);
 }
 
@@ -282,7 +331,7 @@ ms_status ms_instance_run_tests(ms_instance *inst, ms_test_report *report, int t
                        inst->ops->metadata.name);
     if (ms__mailbox_current() != NULL)
         return ms__err(MS_ERR_STATE, "ms_instance_run_tests: not callable from a component "
-                       "callback");
+                                     "callback");
     r = ms__calloc(1, sizeof *r);
     if (r == NULL)
         return ms__err(MS_ERR_NO_MEMORY, "ms_instance_run_tests: allocating");
@@ -303,8 +352,8 @@ ms_status ms_instance_run_tests(ms_instance *inst, ms_test_report *report, int t
         return ms__err(MS_ERR_STATE, "%s instance %s is %s, not running", inst->ops->metadata.name,
                        inst->id, ms_instance_state_str(st));
     }
-    s = ms__mailbox_post(inst->mb, tests_task, tests_drop, r,
-                         MS__TASK_CONTROL | MS__TASK_EXCLUSIVE, 0);
+    s = ms__mailbox_post(inst->mb, tests_task, tests_drop, r, MS__TASK_CONTROL | MS__TASK_EXCLUSIVE,
+                         0);
     pthread_mutex_unlock(&inst->mu);
     if (s != MS_OK) {
         atomic_store(&r->refs, 1);

@@ -807,6 +807,60 @@ fail:
     return s;
 }
 
+/* --- for swap.c -------------------------------------------------------------- */
+
+ms_status ms__instance_new(ms_runtime *rt, const ms_component_ops *ops,
+                           const ms_instance_options *io, ms_instance **out)
+{
+    return new_instance(rt, ops, io, out);
+}
+
+void ms__instance_free(ms_instance *inst)
+{
+    free_instance(inst);
+}
+
+ms_status ms__instance_link_and_start(ms_runtime *rt, ms_instance *inst)
+{
+    ms__completion *c = NULL;
+    ms__start_req *req = NULL;
+    ms_status s;
+
+    if ((s = ms__completion_new(2, &c)) != MS_OK)
+        return s;
+    req = ms__malloc(sizeof *req);
+    if (req == NULL) {
+        ms__completion_unref(c);
+        ms__completion_unref(c);
+        return ms__err(MS_ERR_NO_MEMORY, "runtime: allocating");
+    }
+    req->inst = inst;
+    req->done = c;
+    pthread_mutex_lock(&rt->mu);
+    if (rt->shutting_down) {
+        pthread_mutex_unlock(&rt->mu);
+        ms__free(req);
+        ms__completion_unref(c);
+        ms__completion_unref(c);
+        return ms__err(MS_ERR_STATE, "the runtime is shutting down");
+    }
+    link_instance(rt, inst);
+    s = ms__mailbox_post(inst->mb, ms__task_start, ms__task_start_drop, req,
+                         MS__TASK_CONTROL | MS__TASK_EXCLUSIVE, 0);
+    if (s != MS_OK) {
+        unlink_instance(rt, inst);
+        pthread_mutex_unlock(&rt->mu);
+        ms__free(req);
+        ms__completion_unref(c);
+        ms__completion_unref(c);
+        return s;
+    }
+    pthread_mutex_unlock(&rt->mu);
+    (void)ms__completion_wait(c, -1);
+    ms__completion_unref(c);
+    return MS_OK;
+}
+
 /* --- plugins ----------------------------------------------------------------- */
 
 static bool valid_component_name(const char *name)
@@ -892,6 +946,66 @@ ms_status ms_runtime_resolve(const ms_runtime *rt, const char *name, char **path
                    name, tried, name, name, name, name, name, name);
 }
 
+ms_status ms__runtime_plugin_ops(ms_runtime *rt, const char *path, const ms_component_ops **out)
+{
+    const ms_component_ops *ops = NULL;
+    ms_plugin *pl = NULL;
+    rt_plugin *p;
+    ms_status s;
+
+    pthread_mutex_lock(&rt->mu);
+    for (p = rt->plugins; p != NULL; p = p->next)
+        if (strcmp(ms_plugin_path(p->plugin), path) == 0)
+            break;
+    if (p != NULL)
+        ops = ms_plugin_ops(p->plugin);
+    pthread_mutex_unlock(&rt->mu);
+    if (ops != NULL) {
+        *out = ops;
+        return MS_OK;
+    }
+    if ((s = ms_plugin_load(path, &pl)) != MS_OK)
+        return s;
+    p = ms__calloc(1, sizeof *p);
+    if (p == NULL) {
+        ms_plugin_unload(pl);
+        return ms__err(MS_ERR_NO_MEMORY, "runtime: allocating");
+    }
+    p->plugin = pl;
+    ops = ms_plugin_ops(pl);
+    pthread_mutex_lock(&rt->mu);
+    p->next = rt->plugins;
+    rt->plugins = p;
+    pthread_mutex_unlock(&rt->mu);
+    ms_log_kv(MS_LOG_INFO, MOD, "plugin loaded", "path", path, "component", ops->metadata.name,
+              "version", ops->metadata.version, NULL);
+    *out = ops;
+    return MS_OK;
+}
+
+void ms__runtime_plugin_release(ms_runtime *rt, const ms_component_ops *ops)
+{
+    rt_plugin **pp, *found = NULL;
+    pthread_mutex_lock(&rt->mu);
+    for (ms_instance *it = rt->first; it != NULL; it = it->next)
+        if (it->ops == ops) {
+            pthread_mutex_unlock(&rt->mu);
+            return; /* still in use */
+        }
+    for (pp = &rt->plugins; *pp != NULL; pp = &(*pp)->next)
+        if (ms_plugin_ops((*pp)->plugin) == ops) {
+            found = *pp;
+            *pp = found->next;
+            break;
+        }
+    pthread_mutex_unlock(&rt->mu);
+    if (found == NULL)
+        return; /* linked-in ops */
+    ms_log_kv(MS_LOG_INFO, MOD, "plugin unloaded", "path", ms_plugin_path(found->plugin), NULL);
+    ms_plugin_unload(found->plugin);
+    ms__free(found);
+}
+
 static bool looks_like_path(const char *s)
 {
     size_t n = strlen(s);
@@ -904,7 +1018,6 @@ ms_status ms_runtime_load(ms_runtime *rt, const char *component, const ms_instan
     char *resolved = NULL;
     const char *path;
     const ms_component_ops *ops = NULL;
-    rt_plugin *p;
     ms_status s;
 
     if (out != NULL)
@@ -919,33 +1032,8 @@ ms_status ms_runtime_load(ms_runtime *rt, const char *component, const ms_instan
         path = resolved;
     }
 
-    pthread_mutex_lock(&rt->mu);
-    for (p = rt->plugins; p != NULL; p = p->next)
-        if (strcmp(ms_plugin_path(p->plugin), path) == 0)
-            break;
-    if (p != NULL)
-        ops = ms_plugin_ops(p->plugin);
-    pthread_mutex_unlock(&rt->mu);
-
-    if (ops == NULL) {
-        ms_plugin *pl = NULL;
-        if ((s = ms_plugin_load(path, &pl)) != MS_OK)
-            goto done;
-        p = ms__calloc(1, sizeof *p);
-        if (p == NULL) {
-            ms_plugin_unload(pl);
-            s = ms__err(MS_ERR_NO_MEMORY, "runtime: allocating");
-            goto done;
-        }
-        p->plugin = pl;
-        ops = ms_plugin_ops(pl);
-        pthread_mutex_lock(&rt->mu);
-        p->next = rt->plugins;
-        rt->plugins = p;
-        pthread_mutex_unlock(&rt->mu);
-        ms_log_kv(MS_LOG_INFO, MOD, "plugin loaded", "path", path, "component",
-                  ops->metadata.name, "version", ops->metadata.version, NULL);
-    }
+    if ((s = ms__runtime_plugin_ops(rt, path, &ops)) != MS_OK)
+        goto done;
     s = ms_runtime_add(rt, ops, io, out);
     if (s != MS_OK)
         s = ms__err_wrap(s, "plugin %s", path);
@@ -1002,6 +1090,24 @@ static void mark_removing(ms_instance *inst)
     pthread_mutex_lock(&inst->mu);
     inst->removing = true;
     pthread_mutex_unlock(&inst->mu);
+}
+
+void ms__instance_mark_removing(ms_instance *inst)
+{
+    mark_removing(inst);
+}
+
+ms_status ms__instance_retire(ms_runtime *rt, ms_instance *inst, int64_t deadline)
+{
+    bool stuck;
+    ms_status s = drain_and_stop(inst, deadline, &stuck);
+    if (stuck)
+        return s;
+    pthread_mutex_lock(&rt->mu);
+    unlink_instance(rt, inst);
+    pthread_mutex_unlock(&rt->mu);
+    free_instance(inst);
+    return s;
 }
 
 ms_status ms_runtime_remove(ms_runtime *rt, ms_instance *inst, int timeout_ms)

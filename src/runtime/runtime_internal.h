@@ -8,7 +8,9 @@
  * subjects. Locks, always taken in this order: rt->mu (instance list,
  * supervisor state) -> inst->mu (config, state, health, stats) -> the
  * mailbox's own lock. inst->sub_mu serializes subscribe/unsubscribe of an
- * instance and is never taken by a bus handler.
+ * instance and is never taken by a bus handler. A route's mu is taken by
+ * its bus handler (alone) and by ms_runtime_swap (under both instances'
+ * sub_mu); nothing else is taken while a swap holds it.
  */
 #ifndef MS_RUNTIME_INTERNAL_H
 #define MS_RUNTIME_INTERNAL_H
@@ -30,6 +32,19 @@ typedef struct rt_plugin {
     struct rt_plugin *next;
 } rt_plugin;
 
+struct ms__endpoint;
+
+/* The closure of one bus subscription: which endpoint its messages go to.
+ * The bus handler reads ep under mu and posts to that endpoint's mailbox
+ * before unlocking; ms_runtime_swap repoints ep under mu, so every message
+ * is posted to exactly one of the two versions and a subscription never
+ * changes during a swap (swap.c). Owned by the endpoint holding the
+ * subscription; freed after the subscription is unsubscribed. */
+typedef struct ms__route {
+    pthread_mutex_t mu;
+    struct ms__endpoint *ep;
+} ms__route;
+
 /* One subscribed topic of an instance: a NATS Services endpoint. */
 typedef struct ms__endpoint {
     ms_instance *inst;
@@ -37,6 +52,7 @@ typedef struct ms__endpoint {
     char name[96];       /* endpoint name for $SRV.INFO/STATS */
     bool fanout;
     ms_subscription *sub; /* under inst->sub_mu */
+    ms__route *route;     /* sub's closure, under inst->sub_mu */
     /* stats, under inst->mu */
     uint64_t num_requests;
     uint64_t num_errors;
@@ -80,6 +96,11 @@ struct ms_instance {
     char stop_reason[MS__ERRTEXT_MAX];
     bool stop_pending;  /* a stop task is queued */
     bool removing;      /* ms_runtime_remove/shutdown: never restart */
+    /* A swap candidate (swap.c): started without subscribing (the active
+     * version's subscriptions are handed over) and, when its start fails,
+     * marked failed without a restart; start_status says why. */
+    bool candidate;
+    ms_status start_status;
     atomic_bool stop_requested; /* ms_ctx_stop */
     /* health check bookkeeping */
     uint64_t check_seq;     /* seq of the last check posted */
@@ -128,6 +149,8 @@ struct ms_runtime {
 
     /* ms_runtime_run */
     int wake_pipe[2];
+
+    bool swapping; /* under mu: one ms_runtime_swap at a time */
 };
 
 /* --- completions: wait for a task with a deadline, refcounted so that a
@@ -181,8 +204,30 @@ void ms__instance_after_call(ms_instance *inst);
 void ms__instance_stop_now(ms_instance *inst, bool abnormal, const char *reason);
 /* Unsubscribe every topic of inst (sub_mu). */
 void ms__instance_unsubscribe(ms_instance *inst);
+/* Subscribe the topics of inst that have no subscription yet (sub_mu);
+ * skipped for a candidate. On failure every topic is unsubscribed. */
+ms_status ms__instance_subscribe(ms_instance *inst);
 /* Status JSON of one instance (new reference). inst->mu must NOT be held. */
 json_t *ms__instance_health_json(ms_instance *inst);
+
+/* --- instances and plugins (runtime.c), for swap.c ---------------------------- */
+/* A new unlinked instance of ops (io filled in by the caller). */
+ms_status ms__instance_new(ms_runtime *rt, const ms_component_ops *ops,
+                           const ms_instance_options *io, ms_instance **out);
+void ms__instance_free(ms_instance *inst);
+/* Link inst and post its start (rt->mu taken here); wait for the start task.
+ * MS_ERR_STATE when shutting down (inst is then not linked). */
+ms_status ms__instance_link_and_start(ms_runtime *rt, ms_instance *inst);
+/* Mark removing (no restart from now on). */
+void ms__instance_mark_removing(ms_instance *inst);
+/* Drain inst's mailbox by deadline (monotonic ms), stop it, unlink and free
+ * it (unless stuck in a component call: then it is left in place). */
+ms_status ms__instance_retire(ms_runtime *rt, ms_instance *inst, int64_t deadline);
+/* The ops of the plugin at path, loading it unless this runtime has it. */
+ms_status ms__runtime_plugin_ops(ms_runtime *rt, const char *path, const ms_component_ops **ops);
+/* Unload the plugin whose ops these are when no instance uses them any more.
+ * Does nothing for linked-in ops. */
+void ms__runtime_plugin_release(ms_runtime *rt, const ms_component_ops *ops);
 
 /* --- dispatch (dispatch.c) --------------------------------------------------- */
 void ms__on_topic_msg(ms_bus *bus, ms_subscription *sub, const ms_message *msg, void *closure);

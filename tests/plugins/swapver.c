@@ -1,0 +1,82 @@
+/*
+ * swapver.c - one test component ("swapver") built as several plugins that
+ * differ only in version (SWAPVER_VERSION) and, for one of them, in an
+ * initialize that fails (SWAPVER_INITFAIL). Used by test_runtime_swap to
+ * swap versions in a running host: each reply names the version that
+ * handled the request ("<version>:<payload>"), and each event on
+ * component.swapver.event is acknowledged by publishing its payload on
+ * swapver.seen.<version>, so the test can count every message by id and by
+ * version. The "new" topic exists from version 2 on.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mainstack/component.h"
+
+#ifndef SWAPVER_VERSION
+#define SWAPVER_VERSION "1.0.0"
+#endif
+
+typedef struct swapver {
+    ms_component_ctx *ctx;
+} swapver;
+
+static void *swapver_create(void)
+{
+    return calloc(1, sizeof(swapver));
+}
+
+static void swapver_destroy(void *self)
+{
+    free(self);
+}
+
+static ms_status swapver_initialize(void *self, ms_component_ctx *ctx)
+{
+    ((swapver *)self)->ctx = ctx;
+#ifdef SWAPVER_INITFAIL
+    return ms_ctx_error(ctx, MS_ERR_IO, "swapver " SWAPVER_VERSION ": cannot open its store");
+#else
+    return MS_OK;
+#endif
+}
+
+static ms_status swapver_handle(void *self, const ms_message *in, ms_message **reply)
+{
+    swapver *sv = self;
+    char buf[512];
+    int n;
+    const char *subject = ms_message_subject(in);
+    if (strcmp(subject, "component.swapver.event") == 0)
+        return ms_ctx_publish(sv->ctx, "swapver.seen." SWAPVER_VERSION, ms_message_data(in),
+                              ms_message_len(in));
+    if (ms_message_reply(in) == NULL)
+        return MS_OK;
+    n = snprintf(buf, sizeof buf, "%s:%.*s", SWAPVER_VERSION, (int)ms_message_len(in),
+                 (const char *)ms_message_data(in));
+    if (n < 0 || (size_t)n >= sizeof buf)
+        return ms_ctx_error(sv->ctx, MS_ERR_TOO_LARGE, "payload too long");
+    return ms_message_create(ms_message_reply(in), buf, (size_t)n, reply);
+}
+
+static const ms_topic swapver_topics[] = {
+    {"component.swapver.echo", 0},
+    {"component.swapver.event", 0},
+#ifdef SWAPVER_NEW_TOPIC
+    {"component.swapver.new", 0},
+#endif
+    {NULL, 0},
+};
+
+static const ms_component_ops swapver_ops = {
+    .abi_version = MS_COMPONENT_ABI,
+    .metadata = {"swapver", SWAPVER_VERSION, "answers with its own version"},
+    .create = swapver_create,
+    .destroy = swapver_destroy,
+    .initialize = swapver_initialize,
+    .topics = swapver_topics,
+    .handle_message = swapver_handle,
+};
+
+MS_COMPONENT_EXPORT(swapver_ops)
