@@ -429,7 +429,7 @@ ms_status ms_registry_open(const char *path, ms_registry **out)
     sqlite3_extended_result_codes(reg->db, 1);
     sqlite3_busy_timeout(reg->db, BUSY_TIMEOUT_MS);
     if ((s = set_wal(reg)) != MS_OK ||
-        (s = ms__reg_exec(reg, "PRAGMA synchronous = NORMAL", "setting synchronous")) != MS_OK ||
+        (s = ms__reg_exec(reg, "PRAGMA synchronous = FULL", "setting synchronous")) != MS_OK ||
         (s = ms__reg_exec(reg, "PRAGMA foreign_keys = ON", "enabling foreign keys")) != MS_OK ||
         (s = migrate(reg)) != MS_OK)
         goto fail;
