@@ -60,8 +60,8 @@ void cli_print_main_help(FILE *f)
           "       mstack help VERB | mstack VERB --help\n"
           "       mstack --version\n"
           "\n"
-          "mstack runs mainstack components, talks to them over NATS and checks their\n"
-          "context files.\n"
+          "mstack runs mainstack components and talks to them over NATS, checks their\n"
+          "context files, runs their agents and serves them to AI clients (MCP).\n"
           "\n"
           "Verbs:\n",
           f);
@@ -71,7 +71,7 @@ void cli_print_main_help(FILE *f)
             snprintf(name, sizeof name, "%s (%s)", verbs[i]->name, verbs[i]->alias);
         else
             snprintf(name, sizeof name, "%s", verbs[i]->name);
-        fprintf(f, "  %-16s %s\n", name, verbs[i]->summary);
+        fprintf(f, "  %-18s %s\n", name, verbs[i]->summary);
     }
     fputs("\n"
           "Every verb takes --help; those that print results take --json for machine\n"
