@@ -15,7 +15,7 @@
  *
  * In-process (inproc://) there is no server to keep anything: the stream is
  * best effort. ms_stream_publish is a plain publish, a consumer is a queue
- * subscription named after the durable with a bounded buffer, messages
+ * subscription (group stream-<durable>) with a bounded buffer, messages
  * published while no consumer exists are not kept, and a message freed
  * without an acknowledgement is not redelivered (ms_delivery_nak requeues
  * it). Documented in docs/stream.md.
