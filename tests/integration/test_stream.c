@@ -7,6 +7,7 @@
  * sharing, nak requeues); bad input on both.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -478,6 +479,39 @@ static void inproc_nak_requeues(void **state)
     ms_consumer_close(c);
 }
 
+static void count_msg(ms_bus *bus, ms_subscription *sub, const ms_message *msg, void *closure)
+{
+    (void)bus;
+    (void)sub;
+    (void)msg;
+    atomic_fetch_add((atomic_int *)closure, 1);
+}
+
+/* A caller's own queue group named like the durable (an agent does that for
+ * its monitored topics) must not take the consumer's messages. */
+static void inproc_consumer_group_is_its_own(void **state)
+{
+    fixture *f = *state;
+    atomic_int other;
+    ms_consumer *c;
+    int got = 0;
+
+    atomic_init(&other, 0);
+    ensure_control(f);
+    c = open_consumer(f, "agent-z", 0);
+    ms_assert_ok(ms_bus_subscribe(f->bus, "mainstack.interface.changed.>", "agent-z", count_msg,
+                                  &other, NULL));
+    publish_n(f, 0, 20);
+    got = read_acked(c, 20, NULL);
+    assert_int_equal(got, 20);
+    /* its own group got every one too (its handler may trail a moment) */
+    for (int64_t until = ms_test_now_ms() + WAIT_MS;
+         atomic_load(&other) < 20 && ms_test_now_ms() < until;)
+        ms_test_sleep_ms(1);
+    assert_int_equal(atomic_load(&other), 20);
+    ms_consumer_close(c);
+}
+
 /* --- bad input (both transports) ---------------------------------------- */
 
 static void check_bad_input(void **state)
@@ -564,6 +598,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(js_publish_outside_the_stream, js_up, down),
         cmocka_unit_test_setup_teardown(inproc_delivers_and_shares, inproc_up, down),
         cmocka_unit_test_setup_teardown(inproc_nak_requeues, inproc_up, down),
+        cmocka_unit_test_setup_teardown(inproc_consumer_group_is_its_own, inproc_up, down),
         cmocka_unit_test_setup_teardown(js_bad_input, js_up, down),
         cmocka_unit_test_setup_teardown(inproc_bad_input, inproc_up, down),
     };
