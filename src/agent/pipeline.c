@@ -192,14 +192,19 @@ static void start_from(run *r)
         fail_step(r, step, NULL, "out of memory preparing the step", NULL);
         return;
     }
+    /* The config's entries first, formatted on the heap ("NAME=value");
+     * the fixed MAINSTACK_* ones after them, so they win over the config. */
     for (size_t i = 0; i < a->env_count; i++) {
-        /* "NAME=value" lives in env_buf only for the fixed ones; the config's
-         * entries are formatted into the heap below. */
         size_t len = strlen(a->env[i].name) + strlen(a->env[i].value) + 2;
         char *e = malloc(len);
 
-        if (e == NULL)
-            break;
+        if (e == NULL) {
+            for (size_t j = 0; j < n; j++)
+                free((void *)env[j]);
+            ms__free(env);
+            fail_step(r, step, NULL, "out of memory preparing the step", NULL);
+            return;
+        }
         snprintf(e, len, "%s=%s", a->env[i].name, a->env[i].value);
         env[n++] = e;
     }
