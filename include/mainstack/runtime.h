@@ -133,6 +133,10 @@ typedef struct ms_runtime_options {
     /* Answer deploy commands on mainstack.deploy.<component> for the
      * components hosted here (docs/deploy.md); default true. */
     bool deploy_commands;
+    /* Where a deploy command's relative artifact path is resolved (each
+     * machine has its own copy of the artifacts); NULL: the working
+     * directory. */
+    const char *artifact_root;
 } ms_runtime_options;
 
 /* Fill opts with the defaults above. */

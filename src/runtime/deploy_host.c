@@ -173,7 +173,8 @@ static void on_prepare(ms__deploy_host *d, const ms_message *msg, const request 
 {
     ms_runtime *rt = d->rt;
     ms_swap_report rep;
-    char active[64], err[600];
+    char active[64], err[600], path[4096];
+    const char *artifact = rq->artifact;
     json_t *ids = json_array();
     size_t n = hosted(rt, rq->component, active, sizeof active, ids);
     ms_status s;
@@ -216,7 +217,16 @@ static void on_prepare(ms__deploy_host *d, const ms_message *msg, const request 
         answer(d, msg, rq, true, active, active, NULL, NULL, ids, true);
         return;
     }
-    s = ms_runtime_swap_prepare(rt, rq->component, rq->artifact, NULL, &rep);
+    if (rq->artifact[0] != '/' && rt->artifact_root != NULL) {
+        int k = snprintf(path, sizeof path, "%s/%s", rt->artifact_root, rq->artifact);
+        if (k < 0 || (size_t)k >= sizeof path) {
+            answer(d, msg, rq, false, active, rq->version, "the artifact path is too long", NULL,
+                   ids, false);
+            return;
+        }
+        artifact = path;
+    }
+    s = ms_runtime_swap_prepare(rt, rq->component, artifact, NULL, &rep);
     if (s == MS_OK && rq->version != NULL && strcmp(rep.new_version, rq->version) != 0) {
         snprintf(err, sizeof err, "the artifact %s is %s %s, not %s", rq->artifact, rq->component,
                  rep.new_version, rq->version);

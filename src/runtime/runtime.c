@@ -452,6 +452,8 @@ ms_status ms_runtime_create(const ms_runtime_options *opts, ms_runtime **out)
     if ((s = copy_opt(opts->component_path, &rt->component_path, &rt->opts.component_path)) !=
         MS_OK)
         goto fail;
+    if ((s = copy_opt(opts->artifact_root, &rt->artifact_root, &rt->opts.artifact_root)) != MS_OK)
+        goto fail;
     if (rt->opts.workers == 0)
         rt->opts.workers = online_cpus();
 
@@ -553,6 +555,7 @@ void ms_runtime_destroy(ms_runtime *rt)
     ms__free(rt->config_path);
     ms__free(rt->data_root);
     ms__free(rt->component_path);
+    ms__free(rt->artifact_root);
     pthread_cond_destroy(&rt->sup_cv);
     pthread_mutex_destroy(&rt->mu);
     ms__free(rt);
@@ -794,8 +797,6 @@ ms_status ms_runtime_add(ms_runtime *rt, const ms_component_ops *ops,
     (void)ms__completion_wait(c, -1);
     ms__completion_unref(c);
     /* Subscriptions are live on the server once this returns. */
-    if (rt->opts.deploy_commands && (s = ms__deploy_host_start(rt)) != MS_OK)
-        goto fail;
     if (ms_bus_flush(rt->bus, FLUSH_TIMEOUT_MS) != MS_OK)
         ms_log_kv(MS_LOG_WARN, MOD, "flush after subscribing failed", "component",
                   ops->metadata.name, "error", ms_last_error(), NULL);

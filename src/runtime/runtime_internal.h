@@ -122,7 +122,7 @@ struct ms_instance {
 
 struct ms_runtime {
     ms_runtime_options opts; /* strings point into owned copies below */
-    char *url, *host_name, *config_path, *data_root, *component_path;
+    char *url, *host_name, *config_path, *data_root, *component_path, *artifact_root;
     char host_id[MS__NUID_LEN + 1];
     ms_bus *bus;
     bool owns_bus;
