@@ -492,7 +492,7 @@ ms_status ms_deploy_promote(ms_bus *bus, const char *component, const char *vers
             if (r->from_version[0] == '\0' && !h->noop)
                 snprintf(r->from_version, sizeof r->from_version, "%s", h->from_version);
         } else {
-            char why[700];
+            char why[600];
             snprintf(why, sizeof why, "%s", jstr(a, "error"));
             fail_host(r, h, why);
             if (s == MS_OK)
