@@ -10,6 +10,15 @@
  * records the version in state candidate. The same version with the same
  * content again is a no-op; with other content it is refused.
  *
+ * ms_deploy_promote switches every running host of a component to another
+ * version over the bus, all or nothing: each host prepares the candidate
+ * beside the active version, and only when every host has prepared are
+ * they all told to switch; a host that cannot prepare (or does not answer
+ * in time) gets every host aborted, and the active version never stopped
+ * serving. ms_deploy_rollback is the same path back to the previous
+ * version. The protocol on mainstack.deploy.<component> is in
+ * docs/deploy.md.
+ *
  * Threading: the functions are thread-safe as far as the registry is (one
  * ms_registry per thread, or serialised calls). Ownership: arguments are
  * borrowed; the info struct is the caller's.
@@ -18,8 +27,12 @@
 #define MAINSTACK_DEPLOY_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
+#include "mainstack/bus.h"
 #include "mainstack/registry.h"
+#include "mainstack/runtime.h"
 #include "mainstack/status.h"
 
 #ifdef __cplusplus
@@ -53,6 +66,100 @@ typedef struct ms_version_info {
  */
 ms_status ms_version_add(ms_registry *reg, const char *root, const char *component,
                          const char *so_path, const char *source_dir, ms_version_info *out);
+
+/* <root>/.mainstack/artifacts/<component>/<version>/<component>.so into
+ * out. MS_ERR_INVALID_ARG (an argument missing), MS_ERR_TOO_LARGE (cap). */
+ms_status ms_deploy_artifact_path(const char *root, const char *component, const char *version,
+                                  char *out, size_t cap);
+
+/* --- promotion across hosts ---------------------------------------------- */
+
+#define MS_PROMOTE_MAX_HOSTS 64
+
+typedef struct ms_promote_options {
+    /* How long $SRV.PING.<component> replies are gathered to find the
+     * instances (every one must be covered by a host's prepare). Default
+     * 300 ms. */
+    int discover_ms;
+    int prepare_timeout_ms; /* every host's prepare answer; default 15000 */
+    int switch_timeout_ms;  /* every host's switch answer; default 30000 */
+    int drain_timeout_ms;   /* the old version's drain on each host; 0: host default */
+    /* A prepared host aborts by itself when neither switch nor abort came
+     * within this time (a coordinator that died); default 60000. */
+    int hold_ms;
+    /* At least this many hosts must prepare; 0: those covering the
+     * instances discovery found. */
+    size_t expected_hosts;
+    /* The active version's artifact: hosts that already switched are
+     * swapped back to it when another host fails its switch. NULL: they are
+     * left on the candidate and the report says the hosts are mixed. */
+    const char *previous_artifact;
+    const char *deployment_id; /* NULL: a new UUIDv7 */
+} ms_promote_options;
+
+void ms_promote_options_init(ms_promote_options *o);
+
+/* One host as the promotion saw it. */
+typedef struct ms_promote_host {
+    char host[64];  /* the runtime's host id */
+    char name[128]; /* its host_name */
+    size_t instances;
+    bool prepared;     /* the candidate was started beside the active version */
+    bool switched;     /* the candidate now serves */
+    bool aborted;      /* its prepared candidate was removed */
+    bool swapped_back; /* switched, then back to the previous version */
+    bool noop;         /* it already ran the target version */
+    char from_version[64];
+    char to_version[64];
+    char active_version[64]; /* serving after the last answer */
+    ms_swap_report report;   /* of its switch (or its failed prepare) */
+    char error[640];         /* why it failed; "" when it did not */
+} ms_promote_host;
+
+typedef struct ms_promote_report {
+    char deployment_id[128];
+    char component[MS_COMPONENT_NAME_MAX + 1];
+    char from_version[64];
+    char to_version[64];
+    bool ok;                /* every host switched */
+    bool rolled_back;       /* aborted everywhere: every host still on from_version */
+    bool mixed;             /* some hosts switched and others not (see hosts[]) */
+    size_t instances_found; /* by discovery */
+    size_t nhosts;
+    ms_promote_host hosts[MS_PROMOTE_MAX_HOSTS];
+    int64_t discover_ms, prepare_ms, switch_ms;
+    int64_t total_ms;      /* from the call until every host serves the target */
+    char failed_host[128]; /* the first host that failed ("" when none) */
+    char error[1024];      /* "" on success */
+} ms_promote_report;
+
+/*
+ * Promote component to version on every host that runs it. artifact_path:
+ * the candidate's shared object as the hosts can open it (usually
+ * ms_deploy_artifact_path under a shared root). Phases: discover the
+ * instances ($SRV.PING.<component>), prepare on every host (each answers
+ * with the instances it runs), then switch on every host; acknowledgements
+ * from each. On a failed or missing prepare every host is aborted and the
+ * active version keeps serving (out->rolled_back). o may be NULL
+ * (defaults); out (optional) is filled in every case.
+ * Returns MS_OK; MS_ERR_INVALID_ARG; MS_ERR_NOT_FOUND (no instance
+ * answered discovery); MS_ERR_STATE (a host refused: out->failed_host and
+ * out->error say which and why); MS_ERR_TIMEOUT (a host did not answer in
+ * time, named); the bus statuses.
+ */
+ms_status ms_deploy_promote(ms_bus *bus, const char *component, const char *version,
+                            const char *artifact_path, const ms_promote_options *o,
+                            ms_promote_report *out);
+
+/*
+ * Roll back: the same zero-loss path to the previous version, with no test
+ * run (the caller knows which version that is: the registry's "previous").
+ * Equivalent to ms_deploy_promote(bus, component, previous_version,
+ * previous_artifact, o, out).
+ */
+ms_status ms_deploy_rollback(ms_bus *bus, const char *component, const char *previous_version,
+                             const char *previous_artifact, const ms_promote_options *o,
+                             ms_promote_report *out);
 
 /* The sha256 of a file's content as 64 lowercase hex digits. MS_ERR_IO,
  * MS_ERR_INVALID_ARG. */

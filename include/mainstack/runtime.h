@@ -21,6 +21,9 @@
  *                                     its instances
  *   mainstack.escalation.<component>  published when an instance is given up
  *   $SRV.PING|INFO|STATS[.<name>[.<id>]]  the NATS Services API (ADR-32)
+ *   mainstack.deploy.<component>      request: prepare/switch/abort/swap a
+ *                                     version (docs/deploy.md); every host
+ *                                     of the component answers
  *
  * Threading: every ms_runtime_* and ms_instance_* function is thread-safe,
  * but none may be called from a component callback (they may wait for the
@@ -127,6 +130,13 @@ typedef struct ms_runtime_options {
 
     int shutdown_timeout_ms; /* used by ms_runtime_run and ms_runtime_destroy */
     bool discovery;          /* answer $SRV.* requests; default true */
+    /* Answer deploy commands on mainstack.deploy.<component> for the
+     * components hosted here (docs/deploy.md); default true. */
+    bool deploy_commands;
+    /* Where a deploy command's relative artifact path is resolved (each
+     * machine has its own copy of the artifacts); NULL: the working
+     * directory. */
+    const char *artifact_root;
 } ms_runtime_options;
 
 /* Fill opts with the defaults above. */
@@ -326,6 +336,35 @@ typedef struct ms_swap_report {
 ms_status ms_runtime_swap(ms_runtime *rt, const char *component, const char *plugin_path,
                           const ms_component_ops *ops, int drain_timeout_ms,
                           ms_swap_report *out);
+
+/*
+ * ms_runtime_swap in two phases, for a promotion that must be all-or-nothing
+ * across hosts (docs/deploy.md):
+ *   ms_runtime_swap_prepare: steps 1 and 2 above (load, validate, start the
+ *     candidate instances beside the active ones, not receiving). On failure
+ *     nothing changed, as ms_runtime_swap. On success the swap is *prepared*:
+ *     the active version keeps serving and the runtime holds the swap (no
+ *     other swap starts: MS_ERR_STATE) until one of:
+ *   ms_runtime_swap_commit: steps 3 and 4 (switch, drain, unload the old);
+ *     the same returns as ms_runtime_swap's last steps, and MS_ERR_STATE
+ *     when no swap of component is prepared, or an active instance was
+ *     removed since the prepare (the candidate is then dropped).
+ *   ms_runtime_swap_abort: remove the candidates, unload their plugin; the
+ *     active version never stopped serving. MS_ERR_STATE when nothing of
+ *     component is prepared.
+ * ms_runtime_swap is prepare then commit. A shutdown aborts a prepared swap.
+ * out (optional) is filled by each call. Thread-safe; not from a callback.
+ */
+ms_status ms_runtime_swap_prepare(ms_runtime *rt, const char *component, const char *plugin_path,
+                                  const ms_component_ops *ops, ms_swap_report *out);
+ms_status ms_runtime_swap_commit(ms_runtime *rt, const char *component, int drain_timeout_ms,
+                                 ms_swap_report *out);
+ms_status ms_runtime_swap_abort(ms_runtime *rt, const char *component, ms_swap_report *out);
+
+/* This host's id (22 characters, unique per runtime) and name (the
+ * host_name option), as deploy replies name them. Borrowed. */
+const char *ms_runtime_host_id(const ms_runtime *rt);
+const char *ms_runtime_host_name(const ms_runtime *rt);
 
 /* --- one instance ---------------------------------------------------------- */
 

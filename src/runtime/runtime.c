@@ -298,6 +298,7 @@ void ms_runtime_options_init(ms_runtime_options *o)
     o->restart = MS_RESTART_PERMANENT;
     o->shutdown_timeout_ms = MS_RUNTIME_DEFAULT_SHUTDOWN_TIMEOUT_MS;
     o->discovery = true;
+    o->deploy_commands = true;
 }
 
 void ms_instance_options_init(const ms_runtime *rt, ms_instance_options *io)
@@ -451,6 +452,8 @@ ms_status ms_runtime_create(const ms_runtime_options *opts, ms_runtime **out)
     if ((s = copy_opt(opts->component_path, &rt->component_path, &rt->opts.component_path)) !=
         MS_OK)
         goto fail;
+    if ((s = copy_opt(opts->artifact_root, &rt->artifact_root, &rt->opts.artifact_root)) != MS_OK)
+        goto fail;
     if (rt->opts.workers == 0)
         rt->opts.workers = online_cpus();
 
@@ -481,6 +484,8 @@ ms_status ms_runtime_create(const ms_runtime_options *opts, ms_runtime **out)
         (s = add_sub(rt, "mainstack.health.*.get", ms__on_health_msg)) != MS_OK)
         goto fail;
     if (rt->opts.discovery && (s = add_sub(rt, "$SRV.>", ms__on_srv_msg)) != MS_OK)
+        goto fail;
+    if (rt->opts.deploy_commands && (s = ms__deploy_host_start(rt)) != MS_OK)
         goto fail;
     if (ms_bus_flush(rt->bus, FLUSH_TIMEOUT_MS) != MS_OK)
         ms_log_kv(MS_LOG_WARN, MOD, "flush after subscribing failed", "error", ms_last_error(),
@@ -521,6 +526,7 @@ void ms_runtime_destroy(ms_runtime *rt)
     if (!rt->shut_down)
         (void)ms_runtime_shutdown(rt, rt->opts.shutdown_timeout_ms);
     ms__supervisor_stop(rt);
+    ms__deploy_host_stop(rt);
     drop_framework_subs(rt);
     if (rt->first != NULL) {
         /* An instance is stuck inside a component call: its worker may still
@@ -549,6 +555,7 @@ void ms_runtime_destroy(ms_runtime *rt)
     ms__free(rt->config_path);
     ms__free(rt->data_root);
     ms__free(rt->component_path);
+    ms__free(rt->artifact_root);
     pthread_cond_destroy(&rt->sup_cv);
     pthread_mutex_destroy(&rt->mu);
     ms__free(rt);
@@ -1165,6 +1172,15 @@ ms_status ms_runtime_shutdown(ms_runtime *rt, int timeout_ms)
     rt->shutting_down = true;
     pthread_mutex_unlock(&rt->mu);
     ms_log_kv(MS_LOG_INFO, MOD, "shutting down", "host", rt->host_id, NULL);
+    /* Deploy commands first: the worker finishes the command it runs (a
+     * prepare now fails: shutting down) and aborts what it prepared. Then
+     * a swap prepared directly through the API. */
+    ms__deploy_host_stop(rt);
+    {
+        char comp[MS_COMPONENT_NAME_MAX + 1];
+        if (ms__runtime_swap_pending(rt, comp, sizeof comp))
+            (void)ms_runtime_swap_abort(rt, comp, NULL);
+    }
 
     /* No restart, no health check from now on. */
     ms__supervisor_stop(rt);
@@ -1320,6 +1336,16 @@ ms_status ms_runtime_run(ms_runtime *rt)
 }
 
 /* --- queries ------------------------------------------------------------------ */
+
+const char *ms_runtime_host_id(const ms_runtime *rt)
+{
+    return rt != NULL ? rt->host_id : NULL;
+}
+
+const char *ms_runtime_host_name(const ms_runtime *rt)
+{
+    return rt != NULL ? rt->host_name : NULL;
+}
 
 ms_bus *ms_runtime_bus(ms_runtime *rt)
 {

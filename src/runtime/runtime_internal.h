@@ -122,7 +122,7 @@ struct ms_instance {
 
 struct ms_runtime {
     ms_runtime_options opts; /* strings point into owned copies below */
-    char *url, *host_name, *config_path, *data_root, *component_path;
+    char *url, *host_name, *config_path, *data_root, *component_path, *artifact_root;
     char host_id[MS__NUID_LEN + 1];
     ms_bus *bus;
     bool owns_bus;
@@ -151,6 +151,12 @@ struct ms_runtime {
     int wake_pipe[2];
 
     bool swapping; /* under mu: one ms_runtime_swap at a time */
+    /* under mu: the prepared swap awaiting commit or abort (swap.c); while
+     * set, swapping is true */
+    struct ms__swap_pending *pending;
+
+    /* deploy commands (deploy_host.c); NULL when deploy_commands is off */
+    struct ms__deploy_host *deploy;
 };
 
 /* --- completions: wait for a task with a deadline, refcounted so that a
@@ -228,6 +234,16 @@ ms_status ms__runtime_plugin_ops(ms_runtime *rt, const char *path, const ms_comp
 /* Unload the plugin whose ops these are when no instance uses them any more.
  * Does nothing for linked-in ops. */
 void ms__runtime_plugin_release(ms_runtime *rt, const ms_component_ops *ops);
+
+/* --- swaps (swap.c) and deploy commands (deploy_host.c) ----------------------- */
+typedef struct ms__swap_pending ms__swap_pending;
+typedef struct ms__deploy_host ms__deploy_host;
+/* True when a prepared swap waits; its component copied into component. */
+bool ms__runtime_swap_pending(ms_runtime *rt, char *component, size_t cap);
+/* Start the deploy command worker and subscribe mainstack.deploy.* */
+ms_status ms__deploy_host_start(ms_runtime *rt);
+/* Unsubscribe, stop the worker, abort a swap it prepared. NULL-safe on rt->deploy. */
+void ms__deploy_host_stop(ms_runtime *rt);
 
 /* --- dispatch (dispatch.c) --------------------------------------------------- */
 void ms__on_topic_msg(ms_bus *bus, ms_subscription *sub, const ms_message *msg, void *closure);

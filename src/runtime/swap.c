@@ -217,17 +217,43 @@ static void remove_candidates(ms_runtime *rt, ms_instance **cands, size_t n, int
     }
 }
 
-ms_status ms_runtime_swap(ms_runtime *rt, const char *component, const char *plugin_path,
-                          const ms_component_ops *ops, int drain_timeout_ms, ms_swap_report *out)
+/* A prepared swap: candidates started beside the active instances, not yet
+ * receiving (rt->pending, under rt->mu; rt->swapping stays true until it is
+ * committed or aborted). */
+struct ms__swap_pending {
+    char component[MS_COMPONENT_NAME_MAX + 1];
+    char old_version[64];
+    char new_version[64];
+    const ms_component_ops *cand_ops;
+    const ms_component_ops *old_ops;
+    ms_instance **olds;
+    ms_instance **cands;
+    size_t n;
+};
+
+static void pending_free(ms__swap_pending *p)
 {
-    const ms_component_ops *cand_ops = NULL, *old_ops = NULL;
-    ms_instance **olds = NULL, **cands = NULL;
-    uint64_t *before = NULL;
-    size_t n = 0;
-    int64_t t0, deadline;
-    ms_status s, drain_status = MS_OK;
+    if (p == NULL)
+        return;
+    ms__free(p->olds);
+    ms__free(p->cands);
+    ms__free(p);
+}
+
+static void set_swapping(ms_runtime *rt, bool on, ms__swap_pending *p)
+{
+    pthread_mutex_lock(&rt->mu);
+    rt->swapping = on;
+    rt->pending = p;
+    pthread_mutex_unlock(&rt->mu);
+}
+
+ms_status ms_runtime_swap_prepare(ms_runtime *rt, const char *component, const char *plugin_path,
+                                  const ms_component_ops *ops, ms_swap_report *out)
+{
+    ms__swap_pending *p = NULL;
+    ms_status s;
     bool locked = false;
-    char old_version[64] = "";
 
     if (out != NULL)
         memset(out, 0, sizeof *out);
@@ -247,7 +273,9 @@ ms_status ms_runtime_swap(ms_runtime *rt, const char *component, const char *plu
     if (rt->shutting_down || rt->swapping) {
         s = ms__err(MS_ERR_STATE, "ms_runtime_swap %s: %s", component,
                     rt->shutting_down ? "the runtime is shutting down"
-                                      : "another swap is in progress on this host");
+                    : rt->pending != NULL
+                        ? "a prepared swap is waiting for its commit or abort on this host"
+                        : "another swap is in progress on this host");
         pthread_mutex_unlock(&rt->mu);
         goto cleanup;
     }
@@ -255,65 +283,204 @@ ms_status ms_runtime_swap(ms_runtime *rt, const char *component, const char *plu
     locked = true;
     pthread_mutex_unlock(&rt->mu);
 
-    /* 1. the candidate */
-    if ((s = candidate_ops(rt, plugin_path, ops, &cand_ops)) != MS_OK)
+    p = ms__calloc(1, sizeof *p);
+    if (p == NULL) {
+        s = ms__err(MS_ERR_NO_MEMORY, "ms_runtime_swap: allocating");
         goto cleanup;
+    }
+    snprintf(p->component, sizeof p->component, "%s", component);
+
+    /* 1. the candidate */
+    if ((s = candidate_ops(rt, plugin_path, ops, &p->cand_ops)) != MS_OK)
+        goto cleanup;
+    snprintf(p->new_version, sizeof p->new_version, "%s", p->cand_ops->metadata.version);
     if (out != NULL)
-        snprintf(out->new_version, sizeof out->new_version, "%s", cand_ops->metadata.version);
-    if (strcmp(cand_ops->metadata.name, component) != 0) {
+        snprintf(out->new_version, sizeof out->new_version, "%s", p->new_version);
+    if (strcmp(p->cand_ops->metadata.name, component) != 0) {
         s = ms__err(MS_ERR_INVALID_ARG,
                     "ms_runtime_swap: the candidate%s%s is component '%s', "
                     "not '%s'",
                     plugin_path != NULL ? " " : "", plugin_path != NULL ? plugin_path : "",
-                    cand_ops->metadata.name, component);
+                    p->cand_ops->metadata.name, component);
         goto cleanup;
     }
-    if ((s = active_instances(rt, component, &olds, &n)) != MS_OK)
+    if ((s = active_instances(rt, component, &p->olds, &p->n)) != MS_OK)
         goto cleanup;
-    if (n == 0) {
+    if (p->n == 0) {
         s = ms__err(MS_ERR_NOT_FOUND, "ms_runtime_swap: no instance of %s runs on this host",
                     component);
         goto cleanup;
     }
-    old_ops = olds[0]->ops;
+    p->old_ops = p->olds[0]->ops;
     /* old_ops goes away with the old plugin: keep what is needed of it */
-    snprintf(old_version, sizeof old_version, "%s", old_ops->metadata.version);
+    snprintf(p->old_version, sizeof p->old_version, "%s", p->old_ops->metadata.version);
     if (out != NULL)
-        snprintf(out->old_version, sizeof out->old_version, "%s", old_ops->metadata.version);
-    for (size_t i = 0; i < n; i++) {
-        if (olds[i]->ops == cand_ops) {
+        snprintf(out->old_version, sizeof out->old_version, "%s", p->old_version);
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->olds[i]->ops == p->cand_ops) {
             s = ms__err(MS_ERR_STATE, "ms_runtime_swap: %s %s is already the active version",
-                        component, cand_ops->metadata.version);
+                        component, p->new_version);
             goto cleanup;
         }
     }
 
     /* 2. the candidate instances, beside the active ones */
-    cands = ms__calloc(n, sizeof *cands);
-    before = ms__calloc(n, sizeof *before);
-    if (cands == NULL || before == NULL) {
+    p->cands = ms__calloc(p->n, sizeof *p->cands);
+    if (p->cands == NULL) {
         s = ms__err(MS_ERR_NO_MEMORY, "ms_runtime_swap: allocating");
         goto cleanup;
     }
-    for (size_t i = 0; i < n; i++) {
-        if ((s = start_candidate(rt, cand_ops, olds[i], &cands[i])) != MS_OK) {
+    for (size_t i = 0; i < p->n; i++) {
+        if ((s = start_candidate(rt, p->cand_ops, p->olds[i], &p->cands[i])) != MS_OK) {
             char why[512];
             snprintf(why, sizeof why, "%s", ms_last_error());
-            remove_candidates(rt, cands, n, ms__mono_ms() + rt->opts.shutdown_timeout_ms);
-            (void)ms__err(s, "%s (the active version %s keeps serving)", why,
-                          old_ops->metadata.version);
+            remove_candidates(rt, p->cands, p->n, ms__mono_ms() + rt->opts.shutdown_timeout_ms);
+            (void)ms__err(s, "%s (the active version %s keeps serving)", why, p->old_version);
             goto cleanup;
         }
+    }
+    if (out != NULL)
+        out->instances = p->n;
+    ms_log_kv(MS_LOG_INFO, MOD, "swap prepared", "component", component, "from", p->old_version,
+              "to", p->new_version, NULL);
+    set_swapping(rt, true, p);
+    return MS_OK;
+
+cleanup:
+    /* A candidate that never served is unloaded (release keeps a plugin
+     * any instance uses). */
+    if (p != NULL && p->cand_ops != NULL)
+        ms__runtime_plugin_release(rt, p->cand_ops);
+    report_error(out);
+    pending_free(p);
+    if (locked)
+        set_swapping(rt, false, NULL);
+    return s;
+}
+
+/* Take the prepared swap of component off rt (NULL with the reason set). */
+static ms_status take_pending(ms_runtime *rt, const char *what, const char *component,
+                              ms__swap_pending **out)
+{
+    ms_status s = MS_OK;
+    *out = NULL;
+    if (rt == NULL || component == NULL)
+        return ms__err(MS_ERR_INVALID_ARG, "%s: rt and component are required", what);
+    if (ms__mailbox_current() != NULL)
+        return ms__err(MS_ERR_STATE, "%s: not callable from a component callback", what);
+    pthread_mutex_lock(&rt->mu);
+    if (rt->pending == NULL || strcmp(rt->pending->component, component) != 0) {
+        s = ms__err(MS_ERR_STATE, "%s: no prepared swap of %s on this host", what, component);
+    } else {
+        *out = rt->pending;
+        rt->pending = NULL; /* swapping stays true: ours until we finish */
+    }
+    pthread_mutex_unlock(&rt->mu);
+    return s;
+}
+
+/* Every old instance is still linked and active (a remove or a shutdown in
+ * between would have taken it). rt->mu is taken here. */
+static bool olds_still_active(ms_runtime *rt, const ms__swap_pending *p)
+{
+    size_t found = 0;
+    pthread_mutex_lock(&rt->mu);
+    for (ms_instance *it = rt->first; it != NULL; it = it->next) {
+        for (size_t i = 0; i < p->n; i++) {
+            if (it == p->olds[i]) {
+                bool removing;
+                pthread_mutex_lock(&it->mu);
+                removing = it->removing;
+                pthread_mutex_unlock(&it->mu);
+                if (!removing)
+                    found++;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&rt->mu);
+    return found == p->n;
+}
+
+static void fill_versions(const ms__swap_pending *p, ms_swap_report *out)
+{
+    if (out == NULL)
+        return;
+    memset(out, 0, sizeof *out);
+    snprintf(out->component, sizeof out->component, "%s", p->component);
+    snprintf(out->old_version, sizeof out->old_version, "%s", p->old_version);
+    snprintf(out->new_version, sizeof out->new_version, "%s", p->new_version);
+    out->instances = p->n;
+}
+
+ms_status ms_runtime_swap_abort(ms_runtime *rt, const char *component, ms_swap_report *out)
+{
+    ms__swap_pending *p;
+    ms_status s = take_pending(rt, "ms_runtime_swap_abort", component, &p);
+    if (p == NULL) {
+        if (out != NULL) {
+            memset(out, 0, sizeof *out);
+            report_error(out);
+        }
+        return s;
+    }
+    fill_versions(p, out);
+    remove_candidates(rt, p->cands, p->n, ms__mono_ms() + rt->opts.shutdown_timeout_ms);
+    ms__runtime_plugin_release(rt, p->cand_ops);
+    ms_log_kv(MS_LOG_INFO, MOD, "swap aborted", "component", component, "active", p->old_version,
+              "candidate", p->new_version, NULL);
+    pending_free(p);
+    set_swapping(rt, false, NULL);
+    return MS_OK;
+}
+
+ms_status ms_runtime_swap_commit(ms_runtime *rt, const char *component, int drain_timeout_ms,
+                                 ms_swap_report *out)
+{
+    ms__swap_pending *p = NULL;
+    uint64_t *before = NULL;
+    int64_t t0, deadline;
+    ms_status s, drain_status = MS_OK;
+    size_t n;
+
+    s = take_pending(rt, "ms_runtime_swap_commit", component, &p);
+    if (p == NULL) {
+        if (out != NULL) {
+            memset(out, 0, sizeof *out);
+            report_error(out);
+        }
+        return s;
+    }
+    fill_versions(p, out);
+    n = p->n;
+    if (!olds_still_active(rt, p)) {
+        /* Removed or shutting down since the prepare: switching now could
+         * hand subscriptions of an instance being torn down. */
+        remove_candidates(rt, p->cands, n, ms__mono_ms() + rt->opts.shutdown_timeout_ms);
+        ms__runtime_plugin_release(rt, p->cand_ops);
+        s = ms__err(MS_ERR_STATE,
+                    "ms_runtime_swap_commit %s: an active instance was removed since the "
+                    "prepare; the candidate %s was dropped",
+                    component, p->new_version);
+        goto cleanup;
+    }
+    before = ms__calloc(n, sizeof *before);
+    if (before == NULL) {
+        s = ms__err(MS_ERR_NO_MEMORY, "ms_runtime_swap_commit: allocating");
+        /* still prepared: the caller may abort */
+        set_swapping(rt, true, p);
+        p = NULL;
+        goto cleanup;
     }
 
     /* 3. the switch */
     t0 = ms__mono_ns();
     for (size_t i = 0; i < n; i++) {
         size_t moved, had;
-        before[i] = handled(olds[i]);
-        had = count_subs(olds[i]);
-        moved = hand_over(olds[i], cands[i]);
-        if ((s = ms__instance_subscribe(cands[i])) != MS_OK) {
+        before[i] = handled(p->olds[i]);
+        had = count_subs(p->olds[i]);
+        moved = hand_over(p->olds[i], p->cands[i]);
+        if ((s = ms__instance_subscribe(p->cands[i])) != MS_OK) {
             /* The candidate serves what was handed over; a new topic could
              * not be subscribed. Say so, go on: rolling back would be a
              * second switch with the same risk. */
@@ -323,15 +490,13 @@ ms_status ms_runtime_swap(ms_runtime *rt, const char *component, const char *plu
         }
         if (out != NULL) {
             out->routes_moved += moved;
-            out->topics_added += count_subs(cands[i]) - moved;
+            out->topics_added += count_subs(p->cands[i]) - moved;
             out->topics_removed += had - moved;
         }
-        ms__instance_unsubscribe(olds[i]); /* topics the candidate does not have */
+        ms__instance_unsubscribe(p->olds[i]); /* topics the candidate does not have */
     }
-    if (out != NULL) {
+    if (out != NULL)
         out->switch_us = (ms__mono_ns() - t0) / 1000;
-        out->instances = n;
-    }
     if (ms_bus_flush(rt->bus, 5000) != MS_OK)
         ms_log_kv(MS_LOG_WARN, MOD, "swap: flush failed", "error", ms_last_error(), NULL);
 
@@ -342,43 +507,56 @@ ms_status ms_runtime_swap(ms_runtime *rt, const char *component, const char *plu
         uint64_t got;
         ms_status one;
         int64_t left = deadline - ms__mono_ms();
-        (void)ms__mailbox_wait_idle(olds[i]->mb, left > 0 ? (int)left : 0);
-        got = handled(olds[i]) - before[i];
-        one = ms__instance_retire(rt, olds[i], deadline);
+        (void)ms__mailbox_wait_idle(p->olds[i]->mb, left > 0 ? (int)left : 0);
+        got = handled(p->olds[i]) - before[i];
+        one = ms__instance_retire(rt, p->olds[i], deadline);
         if (out != NULL)
             out->drained += got;
         if (one != MS_OK && drain_status == MS_OK)
             drain_status = one;
-        olds[i] = NULL;
+        p->olds[i] = NULL;
     }
     if (out != NULL)
         out->drain_ms = ms__mono_ms() - t0;
     {
-        bool was_plugin = plugin_loaded(rt, old_ops);
-        ms__runtime_plugin_release(rt, old_ops);
+        bool was_plugin = plugin_loaded(rt, p->old_ops);
+        ms__runtime_plugin_release(rt, p->old_ops);
         if (out != NULL)
-            out->old_unloaded = was_plugin && !plugin_loaded(rt, old_ops);
+            out->old_unloaded = was_plugin && !plugin_loaded(rt, p->old_ops);
     }
-    ms_log_kv(MS_LOG_INFO, MOD, "swapped", "component", component, "from", old_version, "to",
-              cand_ops->metadata.version, NULL);
+    ms_log_kv(MS_LOG_INFO, MOD, "swapped", "component", component, "from", p->old_version, "to",
+              p->new_version, NULL);
     s = drain_status;
     if (s != MS_OK)
         (void)ms__err(s, "ms_runtime_swap %s: %s", component, ms_last_error());
 
 cleanup:
-    /* A candidate that never served is unloaded (release keeps a plugin
-     * any instance uses: the active version, or candidates that took over). */
-    if (s != MS_OK && cand_ops != NULL)
-        ms__runtime_plugin_release(rt, cand_ops);
     if (s != MS_OK)
         report_error(out);
-    ms__free(olds);
-    ms__free(cands);
     ms__free(before);
-    if (locked) {
-        pthread_mutex_lock(&rt->mu);
-        rt->swapping = false;
-        pthread_mutex_unlock(&rt->mu);
+    if (p != NULL) {
+        pending_free(p);
+        set_swapping(rt, false, NULL);
     }
     return s;
+}
+
+ms_status ms_runtime_swap(ms_runtime *rt, const char *component, const char *plugin_path,
+                          const ms_component_ops *ops, int drain_timeout_ms, ms_swap_report *out)
+{
+    ms_status s = ms_runtime_swap_prepare(rt, component, plugin_path, ops, out);
+    if (s != MS_OK)
+        return s;
+    return ms_runtime_swap_commit(rt, component, drain_timeout_ms, out);
+}
+
+bool ms__runtime_swap_pending(ms_runtime *rt, char *component, size_t cap)
+{
+    bool any;
+    pthread_mutex_lock(&rt->mu);
+    any = rt->pending != NULL;
+    if (any && component != NULL)
+        snprintf(component, cap, "%s", rt->pending->component);
+    pthread_mutex_unlock(&rt->mu);
+    return any;
 }
