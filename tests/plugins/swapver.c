@@ -12,7 +12,9 @@
  * test-both-and-compare): run_tests checks its echo reply and its event
  * acknowledgement by calling its own handler. SWAPVER_FAILTEST makes the
  * echo test fail (the reply is compared against a wrong expectation, as a
- * regression would), SWAPVER_HANGTEST makes run_tests never return.
+ * regression would), SWAPVER_HANGTEST makes run_tests never return, and
+ * SWAPVER_INITHANG makes initialize never return (a host that hangs before
+ * its tests can even start).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,10 @@ static void swapver_destroy(void *self)
 static ms_status swapver_initialize(void *self, ms_component_ctx *ctx)
 {
     ((swapver *)self)->ctx = ctx;
+#ifdef SWAPVER_INITHANG
+    for (;;)
+        sleep(1);
+#endif
 #ifdef SWAPVER_INITFAIL
     return ms_ctx_error(ctx, MS_ERR_IO, "swapver " SWAPVER_VERSION ": cannot open its store");
 #else
