@@ -634,8 +634,11 @@ record:
     }
     (void)ms_registry_audit(reg, holder, "deploy", component, outcome, detail);
 cleanup:
-    if (rc != CLI_EXIT_OK && dep_id > 0 && strcmp(outcome, "error") == 0 && detail == NULL)
+    if (rc != CLI_EXIT_OK && dep_id > 0 && strcmp(outcome, "error") == 0 && detail == NULL) {
+        /* failed before anything was compared: the candidate is untested */
         (void)ms_registry_deployment_update(reg, dep_id, "test", "error", NULL);
+        (void)ms_registry_version_set_state(reg, component, version, "candidate");
+    }
     if (tmp_made)
         remove_tree(tmp);
     if (locked && ms_registry_deploy_unlock(reg, component, holder) != MS_OK) {
