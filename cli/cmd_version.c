@@ -52,7 +52,9 @@ void cli_build_components_dir(char *out, size_t cap)
         if (slash != NULL)
             *slash = '\0';
     }
-    snprintf(out, cap, "%s/components", exe);
+    n = snprintf(out, cap, "%s/components", exe);
+    if (n < 0 || (size_t)n >= cap)
+        snprintf(out, cap, "components"); /* too long a path: the current directory's */
 }
 
 int cli_open_registry(const char *root, ms_registry **out)
