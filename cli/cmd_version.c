@@ -167,9 +167,24 @@ static int add(const cli_verb *verb, const cli_args *a, const char *root, const 
     return CLI_EXIT_OK;
 }
 
+/* Append "<sep><state> <time to the second>Z" to out (used bytes so far);
+ * returns the new length, unchanged when it would not fit. */
+static size_t append_state(char *out, size_t cap, size_t used, const char *sep, const char *state,
+                           const char *time)
+{
+    int n = snprintf(out + used, cap - used, "%s%s %.19sZ", sep, state ? state : "?",
+                     time ? time : "?");
+
+    if (n < 0 || (size_t)n >= cap - used) {
+        out[used] = '\0';
+        return used;
+    }
+    return used + (size_t)n;
+}
+
 static int list(const cli_verb *verb, const cli_args *a, const char *root, const char *name)
 {
-    static const char *const headers[] = {"VERSION", "STATE", "SHA256", "ADDED", "STATE SINCE"};
+    static const char *const headers[] = {"VERSION", "STATE", "SHA256", "STATES ENTERED"};
     ms_registry *reg = NULL;
     json_t *rows = NULL;
     cli_table t = {0};
@@ -199,19 +214,30 @@ static int list(const cli_verb *verb, const cli_args *a, const char *root, const
         json_decref(rows);
         return CLI_EXIT_OK;
     }
-    if ((rc = cli_table_init(&t, 5, headers)) != CLI_EXIT_OK)
+    if ((rc = cli_table_init(&t, 4, headers)) != CLI_EXIT_OK)
         goto cleanup;
     json_array_foreach(rows, i, row)
     {
-        char sha[16];
-        const char *cells[5];
+        char sha[16], states[2048];
+        const char *cells[4];
+        const json_t *history = json_object_get(json_object_get(row, "detail"), "history");
+        size_t k, used;
+        json_t *h;
 
         snprintf(sha, sizeof sha, "%.12s", json_string_value(json_object_get(row, "sha256")));
+        states[0] = '\0';
+        used = append_state(states, sizeof states, 0, "", "candidate",
+                            json_string_value(json_object_get(row, "added_time")));
+        json_array_foreach(history, k, h)
+        {
+            used = append_state(states, sizeof states, used, ", ",
+                                json_string_value(json_object_get(h, "state")),
+                                json_string_value(json_object_get(h, "time")));
+        }
         cells[0] = json_string_value(json_object_get(row, "version"));
         cells[1] = json_string_value(json_object_get(row, "state"));
         cells[2] = sha;
-        cells[3] = json_string_value(json_object_get(row, "added_time"));
-        cells[4] = json_string_value(json_object_get(row, "state_time"));
+        cells[3] = states;
         if ((rc = cli_table_add(&t, cells)) != CLI_EXIT_OK)
             goto cleanup;
     }
@@ -281,8 +307,8 @@ const cli_verb cli_verb_versions = {
     .summary = "the recorded versions of a component and their deploy state",
     .description =
         "One row per recorded version, oldest first: the version, its state (candidate,\n"
-        "testing, tested, active, previous, rejected, rolled-back), the first 12 hex\n"
-        "digits of its sha256, when it was added and when it entered its current state.\n",
+        "testing, active, previous, rejected, rolled-back), the first 12 hex digits of\n"
+        "its sha256, and each state it entered with the time (to the second, UTC).\n",
     .options = options,
     .min_positional = 1,
     .max_positional = 1,

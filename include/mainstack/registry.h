@@ -185,7 +185,9 @@ ms_status ms_registry_version_get(ms_registry *reg, const char *component, const
  * MS_ERR_IO. */
 ms_status ms_registry_versions(ms_registry *reg, const char *component, json_t **out);
 
-/* Set a version's state (and state_time). MS_ERR_INVALID_ARG (unknown
+/* Set a version's state (and state_time; {"state","time"} is appended to
+ * the row's detail.history, so the time each state was entered is kept;
+ * the state candidate of version_add is its added_time). MS_ERR_INVALID_ARG (unknown
  * state: the valid ones are listed), MS_ERR_NOT_FOUND, MS_ERR_IO. */
 ms_status ms_registry_version_set_state(ms_registry *reg, const char *component,
                                         const char *version, const char *state);

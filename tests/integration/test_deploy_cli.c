@@ -321,6 +321,17 @@ static void deploy_rejects_a_regression(void **state)
     has(f->out, "echo_reply: expected '0.0.0:ping', got '1.3.0:ping'");
     assert_state(f, "1.3.0", "rejected");
     assert_state(f, "1.1.0", "active");
+    assert_int_equal(mstack(f, "versions swapver"), 0);
+    has(f->out, "STATES ENTERED");
+    has(f->out, "1.3.0    rejected  ");
+    {
+        const char *row = strstr(f->out, "1.3.0    rejected");
+        assert_non_null(row);
+        /* candidate at add, testing at the deploy's start, rejected at its end */
+        assert_non_null(strstr(row, "candidate 20"));
+        assert_non_null(strstr(row, ", testing 20"));
+        assert_non_null(strstr(row, ", rejected 20"));
+    }
     dep = last_deployment(f);
     assert_string_equal(json_string_value(json_object_get(dep, "state")), "rejected");
     assert_string_equal(verdict(dep, "echo_reply"), "regression");

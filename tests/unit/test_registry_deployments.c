@@ -177,6 +177,34 @@ static void deploy_lock_holder_seen_by_another_connection(void **state)
     ms_registry_close(second);
 }
 
+static void version_states_are_kept_with_their_time(void **state)
+{
+    fx *f = *state;
+    json_t *row = NULL, *history;
+
+    ms_assert_ok(
+        ms_registry_version_add(f->reg, "svc", "1.0.0",
+                                "aa00000000000000000000000000000000000000000000000000000000"
+                                "000000",
+                                "/tmp/a", NULL, NULL));
+    ms_assert_ok(ms_registry_version_set_state(f->reg, "svc", "1.0.0", "testing"));
+    ms_assert_ok(ms_registry_version_set_state(f->reg, "svc", "1.0.0", "rejected"));
+    ms_assert_ok(ms_registry_version_get(f->reg, "svc", "1.0.0", &row));
+    history = json_object_get(json_object_get(row, "detail"), "history");
+    assert_int_equal(json_array_size(history), 2);
+    assert_string_equal(str(json_array_get(history, 0), "state"), "testing");
+    assert_string_equal(str(json_array_get(history, 1), "state"), "rejected");
+    assert_string_equal(str(json_array_get(history, 1), "time"), str(row, "state_time"));
+    json_decref(row);
+    /* a refused state adds nothing */
+    ms_assert_status(ms_registry_version_set_state(f->reg, "svc", "1.0.0", "tested"),
+                     MS_ERR_INVALID_ARG);
+    ms_assert_ok(ms_registry_version_get(f->reg, "svc", "1.0.0", &row));
+    assert_int_equal(json_array_size(json_object_get(json_object_get(row, "detail"), "history")),
+                     2);
+    json_decref(row);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -185,6 +213,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(deployments_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(deploy_lock_holder_seen_by_another_connection, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(version_states_are_kept_with_their_time, setup, teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
