@@ -60,6 +60,7 @@ typedef struct cli_verb {
     const char *examples; /* lines of the help's Examples section */
     /* Returns the process exit code. */
     int (*run)(const struct cli_verb *verb, const struct cli_args *args);
+    bool hidden; /* internal: left out of `mstack --help` */
 } cli_verb;
 
 /* The parsed command line of one verb. Every string is borrowed from argv. */
@@ -82,6 +83,10 @@ extern const cli_verb cli_verb_context;
 extern const cli_verb cli_verb_agent;
 extern const cli_verb cli_verb_escalations;
 extern const cli_verb cli_verb_mcp;
+extern const cli_verb cli_verb_version;
+extern const cli_verb cli_verb_versions;
+extern const cli_verb cli_verb_deploy;
+extern const cli_verb cli_verb_test_host;
 
 /* --- args.c ---------------------------------------------------------------- */
 
@@ -181,6 +186,15 @@ int cli_project_root(const cli_args *a, char *out, size_t cap);
  * existing directory holding context/) as it is, else
  * <root>/components/<name>. */
 void cli_component_dir(const char *root, const char *arg, char *out, size_t cap);
+
+/* --- cmd_version.c (shared with cmd_deploy.c) ------------------------------ */
+
+/* The components directory of the build tree this mstack runs from
+ * (<build>/cli/mstack -> <build>/components). */
+void cli_build_components_dir(char *out, size_t cap);
+/* Open <root>/.mainstack/registry.db; on failure the reason is printed and
+ * the exit code returned. */
+int cli_open_registry(const char *root, ms_registry **out);
 
 /* --- gather.c -------------------------------------------------------------- */
 

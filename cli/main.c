@@ -13,9 +13,10 @@
 #include "cli.h"
 
 static const cli_verb *const verbs[] = {
-    &cli_verb_run,      &cli_verb_publish, &cli_verb_request, &cli_verb_health,
-    &cli_verb_services, &cli_verb_check,   &cli_verb_context, &cli_verb_agent,
-    &cli_verb_escalations, &cli_verb_mcp,
+    &cli_verb_run,         &cli_verb_publish,   &cli_verb_request, &cli_verb_health,
+    &cli_verb_services,    &cli_verb_check,     &cli_verb_context, &cli_verb_agent,
+    &cli_verb_escalations, &cli_verb_mcp,       &cli_verb_version, &cli_verb_versions,
+    &cli_verb_deploy,      &cli_verb_test_host,
 };
 #define NVERBS (sizeof verbs / sizeof verbs[0])
 
@@ -26,7 +27,8 @@ static const char *verb_names(char *buf, size_t cap)
 
     buf[0] = '\0';
     for (size_t i = 0; i < NVERBS && n < cap; i++)
-        n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? ", " : "", verbs[i]->name);
+        if (!verbs[i]->hidden)
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? ", " : "", verbs[i]->name);
     return buf;
 }
 
@@ -67,6 +69,8 @@ void cli_print_main_help(FILE *f)
           f);
     for (size_t i = 0; i < NVERBS; i++) {
         char name[32];
+        if (verbs[i]->hidden)
+            continue;
         if (verbs[i]->alias != NULL)
             snprintf(name, sizeof name, "%s (%s)", verbs[i]->name, verbs[i]->alias);
         else
@@ -105,7 +109,7 @@ int main(int argc, char **argv)
         cli_print_main_help(stdout);
         return CLI_EXIT_OK;
     }
-    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+    if (strcmp(argv[1], "--version") == 0 || (strcmp(argv[1], "version") == 0 && argc == 2)) {
         printf("mstack %s (libmainstack %s, component ABI %d)\n", MS_VERSION_STRING, ms_version(),
                MS_COMPONENT_ABI);
         return CLI_EXIT_OK;

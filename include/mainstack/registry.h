@@ -185,7 +185,9 @@ ms_status ms_registry_version_get(ms_registry *reg, const char *component, const
  * MS_ERR_IO. */
 ms_status ms_registry_versions(ms_registry *reg, const char *component, json_t **out);
 
-/* Set a version's state (and state_time). MS_ERR_INVALID_ARG (unknown
+/* Set a version's state (and state_time; {"state","time"} is appended to
+ * the row's detail.history, so the time each state was entered is kept;
+ * the state candidate of version_add is its added_time). MS_ERR_INVALID_ARG (unknown
  * state: the valid ones are listed), MS_ERR_NOT_FOUND, MS_ERR_IO. */
 ms_status ms_registry_version_set_state(ms_registry *reg, const char *component,
                                         const char *version, const char *state);
@@ -200,6 +202,39 @@ ms_status ms_registry_deploy_lock(ms_registry *reg, const char *component, const
 /* Release it (only the holder can: MS_ERR_STATE otherwise; not held:
  * MS_OK). */
 ms_status ms_registry_deploy_unlock(ms_registry *reg, const char *component, const char *holder);
+
+/* --- deployments (schema 2) ---------------------------------------------------
+ * A deployment row: {"id","time","component","from_version" (null: nothing
+ * was active),"to_version","kind","state","updated_time","detail"}, detail
+ * being {"who","step" (the last one),"result" (the last step's detail),
+ * "steps": [{"step","outcome","time","detail"}, ...]}. state is the last
+ * outcome; "running" from begin until the first update. */
+
+/* Begin a deployment of component from from_version (NULL or "": none
+ * active) to to_version by who ("user@host pid N"). *id gets its id.
+ * MS_ERR_INVALID_ARG, MS_ERR_IO. */
+ms_status ms_registry_deployment_begin(ms_registry *reg, const char *component,
+                                       const char *from_version, const char *to_version,
+                                       const char *who, int64_t *id);
+
+/* Record that step finished with outcome (both 1..32 of [a-z0-9-]: "test"
+ * "passed", "compare" "rejected", ...): the outcome becomes the state and
+ * {step, outcome, time, detail} is appended (detail borrowed, copied; may
+ * be NULL). MS_ERR_NOT_FOUND, MS_ERR_INVALID_ARG, MS_ERR_IO. */
+ms_status ms_registry_deployment_update(ms_registry *reg, int64_t id, const char *step,
+                                        const char *outcome, const json_t *detail);
+
+/* One deployment (MS_ERR_NOT_FOUND), or those of component (NULL: all),
+ * newest first, paged as ms_registry_decisions. */
+ms_status ms_registry_deployment_get(ms_registry *reg, int64_t id, json_t **out);
+ms_status ms_registry_deployments(ms_registry *reg, const char *component, int64_t before_id,
+                                  size_t limit, json_t **out);
+
+/* Who holds the deploy lock of component: {"component","holder","time"}.
+ * MS_ERR_NOT_FOUND (not locked), MS_ERR_INVALID_ARG, MS_ERR_IO. (A caller
+ * that finds the holder dead releases it with ms_registry_deploy_unlock
+ * under the holder's name.) */
+ms_status ms_registry_deploy_lock_get(ms_registry *reg, const char *component, json_t **out);
 
 #ifdef __cplusplus
 }

@@ -181,7 +181,12 @@ ms_status ms_registry_version_set_state(ms_registry *reg, const char *component,
     ms__reg_now(now);
     pthread_mutex_lock(&reg->lock);
     s = ms__reg_prepare(reg,
-                        "UPDATE versions SET state = ?3, state_time = ?4"
+                        "UPDATE versions SET state = ?3, state_time = ?4,"
+                        /* each state entered, appended to detail.history */
+                        " detail_json = json_set(CASE WHEN json_type(detail_json) = 'object'"
+                        "  THEN detail_json ELSE '{}' END, '$.history',"
+                        "  json_insert(coalesce(json_extract(detail_json, '$.history'), '[]'),"
+                        "  '$[#]', json_object('state', ?3, 'time', ?4)))"
                         " WHERE component = ?1 AND version = ?2",
                         &q);
     if (s == MS_OK) {

@@ -7,10 +7,19 @@
  * component.swapver.event is acknowledged by publishing its payload on
  * swapver.seen.<version>, so the test can count every message by id and by
  * version. The "new" topic exists from version 2 on.
+ *
+ * With SWAPVER_TESTS the component is Testable (for `mstack deploy`'s
+ * test-both-and-compare): run_tests checks its echo reply and its event
+ * acknowledgement by calling its own handler. SWAPVER_FAILTEST makes the
+ * echo test fail (the reply is compared against a wrong expectation, as a
+ * regression would), SWAPVER_HANGTEST makes run_tests never return, and
+ * SWAPVER_INITHANG makes initialize never return (a host that hangs before
+ * its tests can even start).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mainstack/component.h"
 
@@ -35,6 +44,10 @@ static void swapver_destroy(void *self)
 static ms_status swapver_initialize(void *self, ms_component_ctx *ctx)
 {
     ((swapver *)self)->ctx = ctx;
+#ifdef SWAPVER_INITHANG
+    for (;;)
+        sleep(1);
+#endif
 #ifdef SWAPVER_INITFAIL
     return ms_ctx_error(ctx, MS_ERR_IO, "swapver " SWAPVER_VERSION ": cannot open its store");
 #else
@@ -60,6 +73,45 @@ static ms_status swapver_handle(void *self, const ms_message *in, ms_message **r
     return ms_message_create(ms_message_reply(in), buf, (size_t)n, reply);
 }
 
+#ifdef SWAPVER_TESTS
+static ms_status swapver_run_tests(void *self, ms_test_report *report)
+{
+    swapver *sv = self;
+    ms_message *in = NULL, *reply = NULL;
+    ms_status s;
+#ifdef SWAPVER_FAILTEST
+    const char *want = "0.0.0:ping";
+#else
+    const char *want = SWAPVER_VERSION ":ping";
+#endif
+#ifdef SWAPVER_HANGTEST
+    for (;;)
+        sleep(1);
+#endif
+    (void)sv;
+    s = ms_message_create("component.swapver.echo", "ping", 4, &in);
+    if (s == MS_OK)
+        s = ms_message_set_reply(in, "_INBOX.test");
+    if (s == MS_OK)
+        s = swapver_handle(self, in, &reply);
+    if (s != MS_OK || reply == NULL) {
+        s = ms_test_report_add(report, "echo_reply", false, "handler returned %s, no reply",
+                               ms_status_name(s));
+    } else {
+        bool ok = ms_message_len(reply) == strlen(want) &&
+                  memcmp(ms_message_data(reply), want, strlen(want)) == 0;
+        s = ms_test_report_add(report, "echo_reply", ok, "expected '%s', got '%.*s'", want,
+                               (int)ms_message_len(reply), (const char *)ms_message_data(reply));
+    }
+    ms_message_unref(in);
+    ms_message_unref(reply);
+    if (s != MS_OK)
+        return s;
+    return ms_test_report_add(report, "version_format", strchr(SWAPVER_VERSION, '.') != NULL,
+                              "version %s", SWAPVER_VERSION);
+}
+#endif
+
 static const ms_topic swapver_topics[] = {
     {"component.swapver.echo", 0},
     {"component.swapver.event", 0},
@@ -77,6 +129,9 @@ static const ms_component_ops swapver_ops = {
     .initialize = swapver_initialize,
     .topics = swapver_topics,
     .handle_message = swapver_handle,
+#ifdef SWAPVER_TESTS
+    .run_tests = swapver_run_tests,
+#endif
 };
 
 MS_COMPONENT_EXPORT(swapver_ops)

@@ -1,0 +1,539 @@
+/*
+ * test_deploy_cli.c - `mstack version add`, `mstack versions` and `mstack
+ * deploy` on real plugins and a real registry file: the Testable swapver
+ * builds (tests/plugins/swapver.c) 1.1.0 and 1.2.0 pass their suite, 1.3.0
+ * fails its echo test, 1.4.0 hangs in run_tests, 1.5.0 hangs in
+ * initialize. Each case has its own project root (a temp directory with
+ * components/); mstack runs as a child process (ms_proc_run), stdout and
+ * stderr kept apart in files. The active version is set through the
+ * registry API, as the promotion step would.
+ */
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <mainstack/deploy.h>
+
+#include "ms_test.h"
+
+#ifndef MSTACK_BIN
+#error "MSTACK_BIN must be defined (cli/CMakeLists.txt)"
+#endif
+#define PLUGINS MS_TEST_PLUGINS_DIR
+#define CMD_TIMEOUT_MS 120000
+
+typedef struct fx {
+    char root[256];
+    char *out, *err; /* of the last mstack() */
+    int seq;
+} fx;
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long n;
+
+    if (f == NULL)
+        return strdup("");
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    n = ftell(f);
+    assert_true(n >= 0);
+    assert_int_equal(fseek(f, 0, SEEK_SET), 0);
+    buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    buf[fread(buf, 1, (size_t)n, f)] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    char p[300];
+
+    if (f == NULL)
+        return -1;
+    snprintf(f->root, sizeof f->root, "/tmp/ms-deploy-cli.XXXXXX");
+    if (mkdtemp(f->root) == NULL)
+        return -1;
+    snprintf(p, sizeof p, "%s/components", f->root);
+    if (mkdir(p, 0700) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    char cmd[300];
+
+    free(f->out);
+    free(f->err);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->root);
+    free(f);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Run `mstack ARGS` (a shell word list) in the root; returns the exit code;
+ * f->out / f->err hold stdout and stderr. */
+static int mstack(fx *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int mstack(fx *f, const char *fmt, ...)
+{
+    char args[2048], cmd[4096], o[400], e[400];
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    ms_proc_spec spec;
+    ms_proc_result res;
+    va_list ap;
+    int code;
+
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    f->seq++;
+    snprintf(o, sizeof o, "%s/out.%d", f->root, f->seq);
+    snprintf(e, sizeof e, "%s/err.%d", f->root, f->seq);
+    snprintf(cmd, sizeof cmd, "exec '%s' %s >'%s' 2>'%s'", MSTACK_BIN, args, o, e);
+    ms_proc_spec_init(&spec);
+    spec.argv = argv;
+    spec.cwd = f->root;
+    spec.timeout_ms = CMD_TIMEOUT_MS;
+    ms_proc_result_init(&res);
+    ms_assert_ok(ms_proc_run(&spec, &res));
+    assert_false(res.timed_out);
+    code = res.exit_code;
+    ms_proc_result_reset(&res);
+    free(f->out);
+    free(f->err);
+    f->out = slurp(o);
+    f->err = slurp(e);
+    return code;
+}
+
+static void has(const char *text, const char *needle)
+{
+    if (text == NULL || strstr(text, needle) == NULL)
+        fail_msg("'%s' does not contain '%s'", text ? text : "(null)", needle);
+}
+
+static ms_registry *open_reg(fx *f)
+{
+    char p[400];
+    ms_registry *reg = NULL;
+
+    snprintf(p, sizeof p, "%s/.mainstack/registry.db", f->root);
+    ms_assert_ok(ms_registry_open(p, &reg));
+    return reg;
+}
+
+static void add(fx *f, const char *plugin)
+{
+    if (mstack(f, "version add swapver %s/%s.so", PLUGINS, plugin) != 0)
+        fail_msg("version add %s: %s", plugin, f->err);
+    has(f->out, "recorded swapver ");
+}
+
+static void set_active(fx *f, const char *version)
+{
+    ms_registry *reg = open_reg(f);
+    ms_assert_ok(ms_registry_version_set_state(reg, "swapver", version, "active"));
+    ms_registry_close(reg);
+}
+
+static char *state_of(fx *f, const char *version)
+{
+    ms_registry *reg = open_reg(f);
+    json_t *row = NULL;
+    char *s;
+
+    ms_assert_ok(ms_registry_version_get(reg, "swapver", version, &row));
+    s = strdup(json_string_value(json_object_get(row, "state")));
+    json_decref(row);
+    ms_registry_close(reg);
+    return s;
+}
+
+static void assert_state(fx *f, const char *version, const char *want)
+{
+    char *s = state_of(f, version);
+    assert_string_equal(s, want);
+    free(s);
+}
+
+/* The newest deployment of swapver (a new reference). */
+static json_t *last_deployment(fx *f)
+{
+    ms_registry *reg = open_reg(f);
+    json_t *list = NULL, *d;
+
+    ms_assert_ok(ms_registry_deployments(reg, "swapver", 0, 1, &list));
+    assert_int_equal(json_array_size(list), 1);
+    d = json_incref(json_array_get(list, 0));
+    json_decref(list);
+    ms_registry_close(reg);
+    return d;
+}
+
+static void assert_unlocked(fx *f)
+{
+    ms_registry *reg = open_reg(f);
+    json_t *lock = NULL;
+    ms_assert_status(ms_registry_deploy_lock_get(reg, "swapver", &lock), MS_ERR_NOT_FOUND);
+    ms_registry_close(reg);
+}
+
+/* The verdict of test name in a deployment's stored comparison. */
+static const char *verdict(const json_t *dep, const char *name)
+{
+    const json_t *table =
+        json_object_get(json_object_get(json_object_get(dep, "detail"), "result"), "table");
+    size_t i;
+    json_t *row;
+
+    json_array_foreach(table, i, row)
+    {
+        if (strcmp(json_string_value(json_object_get(row, "test")), name) == 0)
+            return json_string_value(json_object_get(row, "verdict"));
+    }
+    return NULL;
+}
+
+static void version_add_and_versions(void **state)
+{
+    fx *f = *state;
+    char sha[65], copy[400], cmd[1000];
+    json_t *rows;
+    json_error_t jerr;
+
+    add(f, "swapver_t1");
+    has(f->out, "swapver 1.1.0");
+    assert_int_equal(mstack(f, "version add swapver %s/swapver_t1.so", PLUGINS), 0);
+    has(f->out, "already recorded with this content: nothing changed");
+    assert_int_equal(mstack(f, "version add swapver %s/swapver_t2.so --json", PLUGINS), 0);
+    rows = json_loads(f->out, 0, &jerr);
+    assert_non_null(rows);
+    assert_string_equal(json_string_value(json_object_get(rows, "version")), "1.2.0");
+    assert_true(json_is_true(json_object_get(rows, "fresh")));
+    json_decref(rows);
+
+    assert_int_equal(mstack(f, "versions swapver"), 0);
+    has(f->out, "VERSION");
+    has(f->out, "1.1.0    candidate");
+    ms_assert_ok(ms_sha256_file(PLUGINS "/swapver_t1.so", sha));
+    sha[12] = '\0';
+    has(f->out, sha);
+    assert_int_equal(mstack(f, "versions swapver --json"), 0);
+    rows = json_loads(f->out, 0, &jerr);
+    assert_int_equal(json_array_size(rows), 2);
+    json_decref(rows);
+
+    /* same version, other content: both hashes named */
+    snprintf(copy, sizeof copy, "%s/swapver.so", f->root);
+    snprintf(cmd, sizeof cmd, "cp '%s/swapver_t1.so' '%s' && printf x >> '%s'", PLUGINS, copy,
+             copy);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(mstack(f, "version add swapver %s", copy), 1);
+    ms_assert_ok(ms_sha256_file(PLUGINS "/swapver_t1.so", sha));
+    has(f->err, sha);
+    ms_assert_ok(ms_sha256_file(copy, sha));
+    has(f->err, sha);
+    has(f->err, "bump the version");
+
+    /* not a component, another ABI, unknown component, nothing recorded */
+    assert_int_equal(mstack(f, "version add swapver %s/nosymbol.so", PLUGINS), 1);
+    has(f->err, "nosymbol.so: not a mainstack component");
+    assert_int_equal(mstack(f, "version add swapver %s/badabi.so", PLUGINS), 1);
+    has(f->err, "ABI");
+    assert_int_equal(mstack(f, "version add nothere %s", PLUGINS), 1);
+    has(f->err, "unknown component 'nothere'");
+    has(f->err, "nothere.so");
+    assert_int_equal(mstack(f, "versions nothere"), 1);
+    has(f->err, "no versions of 'nothere'");
+    assert_int_equal(mstack(f, "versions Bad_Name"), 2);
+    assert_int_equal(mstack(f, "version remove swapver"), 2);
+    has(f->err, "unknown subcommand 'remove'");
+}
+
+static void deploy_without_active_needs_own_tests(void **state)
+{
+    fx *f = *state;
+    json_t *dep;
+
+    add(f, "swapver_t1");
+    assert_int_equal(mstack(f, "deploy swapver 1.1.0"), 0);
+    has(f->out, "no version is active");
+    has(f->out, "echo_reply");
+    has(f->out, "ready to promote");
+    assert_state(f, "1.1.0", "testing");
+    dep = last_deployment(f);
+    assert_string_equal(json_string_value(json_object_get(dep, "state")), "ready");
+    assert_true(json_is_null(json_object_get(dep, "from_version")));
+    assert_string_equal(verdict(dep, "echo_reply"), "new");
+    has(json_string_value(json_object_get(json_object_get(dep, "detail"), "who")), " pid ");
+    json_decref(dep);
+    assert_unlocked(f);
+}
+
+static void deploy_compares_with_active(void **state)
+{
+    fx *f = *state;
+    json_t *out, *dep;
+    json_error_t jerr;
+
+    add(f, "swapver_t1");
+    add(f, "swapver_t2");
+    set_active(f, "1.1.0");
+    assert_int_equal(mstack(f, "deploy swapver 1.2.0 --json"), 0);
+    out = json_loads(f->out, 0, &jerr);
+    assert_non_null(out);
+    assert_string_equal(json_string_value(json_object_get(out, "outcome")), "ready");
+    json_decref(out);
+    dep = last_deployment(f);
+    assert_string_equal(json_string_value(json_object_get(dep, "from_version")), "1.1.0");
+    assert_string_equal(json_string_value(json_object_get(dep, "to_version")), "1.2.0");
+    assert_string_equal(verdict(dep, "echo_reply"), "ok");
+    assert_string_equal(verdict(dep, "version_format"), "ok");
+    json_decref(dep);
+    assert_state(f, "1.1.0", "active");
+    assert_state(f, "1.2.0", "testing");
+    assert_unlocked(f);
+}
+
+static void deploy_rejects_a_regression(void **state)
+{
+    fx *f = *state;
+    json_t *dep;
+
+    add(f, "swapver_t1");
+    add(f, "swapver_tfail");
+    set_active(f, "1.1.0");
+    assert_int_equal(mstack(f, "deploy swapver 1.3.0"), 1);
+    has(f->out, "TEST            ACTIVE  CANDIDATE  VERDICT");
+    has(f->out, "echo_reply      pass    fail       regression");
+    has(f->out, "version_format  pass    pass       ok");
+    has(f->out, "rejected swapver 1.3.0: 1 failing test");
+    has(f->out, "echo_reply: expected '0.0.0:ping', got '1.3.0:ping'");
+    assert_state(f, "1.3.0", "rejected");
+    assert_state(f, "1.1.0", "active");
+    assert_int_equal(mstack(f, "versions swapver"), 0);
+    has(f->out, "STATES ENTERED");
+    has(f->out, "1.3.0    rejected  ");
+    {
+        const char *row = strstr(f->out, "1.3.0    rejected");
+        assert_non_null(row);
+        /* candidate at add, testing at the deploy's start, rejected at its end */
+        assert_non_null(strstr(row, "candidate 20"));
+        assert_non_null(strstr(row, ", testing 20"));
+        assert_non_null(strstr(row, ", rejected 20"));
+    }
+    dep = last_deployment(f);
+    assert_string_equal(json_string_value(json_object_get(dep, "state")), "rejected");
+    assert_string_equal(verdict(dep, "echo_reply"), "regression");
+    json_decref(dep);
+    assert_unlocked(f);
+    /* the audit log has it too */
+    {
+        ms_registry *reg = open_reg(f);
+        json_t *log = NULL;
+        ms_assert_ok(ms_registry_audit_log(reg, "swapver", 0, 1, &log));
+        assert_string_equal(json_string_value(json_object_get(json_array_get(log, 0), "outcome")),
+                            "rejected");
+        json_decref(log);
+        ms_registry_close(reg);
+    }
+}
+
+static void deploy_hanging_tests_are_stopped(void **state)
+{
+    fx *f = *state;
+
+    add(f, "swapver_t1");
+    add(f, "swapver_thang");
+    add(f, "swapver_tinithang");
+    set_active(f, "1.1.0");
+    /* run_tests never returns: the host reports it at --timeout and quits */
+    assert_int_equal(mstack(f, "deploy swapver 1.4.0 --timeout 1000"), 1);
+    has(f->out, "(test host)");
+    has(f->out, "run_tests did not return within 1000 ms");
+    assert_state(f, "1.4.0", "rejected");
+    /* initialize never returns: the host itself is killed at the limit */
+    assert_int_equal(mstack(f, "deploy swapver 1.5.0 --timeout 500"), 1);
+    has(f->out, "the test host was killed at the time limit");
+    assert_state(f, "1.5.0", "rejected");
+    assert_unlocked(f);
+}
+
+static void deploy_bad_versions(void **state)
+{
+    fx *f = *state;
+
+    add(f, "swapver_t1");
+    assert_int_equal(mstack(f, "deploy swapver 9.9.9"), 1);
+    has(f->err, "cannot deploy swapver 9.9.9");
+    has(f->err, "1.1.0"); /* the versions that exist are named */
+    assert_int_equal(mstack(f, "deploy nothere 1.0.0"), 1);
+    has(f->err, "mstack version add nothere");
+    set_active(f, "1.1.0");
+    assert_int_equal(mstack(f, "deploy swapver 1.1.0"), 1);
+    has(f->err, "already the active version");
+    assert_int_equal(mstack(f, "deploy swapver"), 2);
+    assert_int_equal(mstack(f, "deploy swapver 1.1.0 --timeout abc"), 2);
+    assert_unlocked(f);
+}
+
+static void first_done(ms_proc_result *r, void *closure)
+{
+    *(int *)closure = r->exit_code;
+}
+
+static void two_deploys_at_once(void **state)
+{
+    fx *f = *state;
+    char cmd[2048], o[400];
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    ms_proc_runner *runner = NULL;
+    ms_proc_spec spec;
+    ms_registry *reg;
+    json_t *lock = NULL;
+    bool seen = false;
+    int first_code = -2;
+    char *first_out;
+
+    add(f, "swapver_t1");
+    add(f, "swapver_thang");
+    set_active(f, "1.1.0");
+    snprintf(o, sizeof o, "%s/first.out", f->root);
+    snprintf(cmd, sizeof cmd, "exec '%s' deploy swapver 1.4.0 --timeout 8000 >'%s' 2>&1",
+             MSTACK_BIN, o);
+    ms_assert_ok(ms_proc_runner_create(NULL, &runner));
+    ms_proc_spec_init(&spec);
+    spec.argv = argv;
+    spec.cwd = f->root;
+    spec.timeout_ms = CMD_TIMEOUT_MS;
+    ms_assert_ok(ms_proc_runner_start(runner, &spec, first_done, &first_code, NULL));
+    /* wait until the first deploy holds the lock (a state, not a time) */
+    reg = open_reg(f);
+    for (int i = 0; i < 6000 && !seen; i++) {
+        if (ms_registry_deploy_lock_get(reg, "swapver", &lock) == MS_OK)
+            seen = true;
+        else
+            usleep(10000);
+    }
+    assert_true(seen);
+    assert_int_equal(mstack(f, "deploy swapver 1.1.0 --root %s", f->root), 1);
+    has(f->err, "is already the active version"); /* checked before the lock */
+    add(f, "swapver_t2");
+    assert_int_equal(mstack(f, "deploy swapver 1.2.0"), 1);
+    has(f->err, "deploy of swapver is locked by ");
+    has(f->err, json_string_value(json_object_get(lock, "holder")));
+    assert_state(f, "1.2.0", "candidate"); /* the refused deploy touched nothing */
+    json_decref(lock);
+    ms_assert_ok(ms_proc_runner_wait_idle(runner, CMD_TIMEOUT_MS));
+    ms_proc_runner_destroy(runner);
+    ms_registry_close(reg);
+    assert_int_equal(first_code, 1); /* 1.4.0 hangs its tests: rejected */
+    first_out = slurp(o);
+    has(first_out, "run_tests did not return within 8000 ms");
+    free(first_out);
+    assert_unlocked(f);
+    /* now it goes through */
+    assert_int_equal(mstack(f, "deploy swapver 1.2.0"), 0);
+}
+
+static void stale_lock_is_released(void **state)
+{
+    fx *f = *state;
+    char host[256], holder[400];
+    ms_registry *reg;
+    pid_t pid;
+    int st = 0;
+
+    add(f, "swapver_t1");
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    assert_int_equal(waitpid(pid, &st, 0), pid); /* that pid is now dead */
+    assert_int_equal(gethostname(host, sizeof host), 0);
+    host[sizeof host - 1] = '\0';
+    snprintf(holder, sizeof holder, "ghost@%s pid %ld", host, (long)pid);
+    reg = open_reg(f);
+    ms_assert_ok(ms_registry_deploy_lock(reg, "swapver", holder));
+    ms_registry_close(reg);
+    assert_int_equal(mstack(f, "deploy swapver 1.1.0"), 0);
+    has(f->err, "a process that no longer exists: releasing it");
+    has(f->err, holder);
+    assert_unlocked(f);
+    /* a holder on another host is not judged from here */
+    reg = open_reg(f);
+    ms_assert_ok(ms_registry_deploy_lock(reg, "swapver", "ghost@elsewhere.invalid pid 1"));
+    ms_registry_close(reg);
+    assert_int_equal(mstack(f, "deploy swapver 1.1.0"), 1);
+    has(f->err, "locked by ghost@elsewhere.invalid pid 1");
+}
+
+/* A component directory whose context names a tests.command: it runs in the
+ * project root against each artifact (MAINSTACK_ARTIFACT). */
+static void deploy_runs_tests_command(void **state)
+{
+    fx *f = *state;
+    char p[600];
+    json_t *ctx, *dep;
+    json_error_t jerr;
+    char *ran;
+
+    ctx = json_load_file(MS_SOURCE_DIR "/components/user-service/context/context.json", 0, &jerr);
+    assert_non_null(ctx);
+    json_object_set_new(ctx, "component", json_string("swapver"));
+    json_object_set_new(
+        ctx, "tests",
+        json_pack("{s:s}", "command",
+                  "echo \"$MAINSTACK_ARTIFACT\" >> ran.txt; case \"$MAINSTACK_ARTIFACT\" in "
+                  "*/1.2.0/*) echo 'checkout flow broke'; exit 1;; esac; echo fine"));
+    snprintf(p, sizeof p, "%s/components/swapver", f->root);
+    assert_int_equal(mkdir(p, 0700), 0);
+    snprintf(p, sizeof p, "%s/components/swapver/context", f->root);
+    assert_int_equal(mkdir(p, 0700), 0);
+    snprintf(p, sizeof p, "%s/components/swapver/context/context.json", f->root);
+    assert_int_equal(json_dump_file(ctx, p, JSON_INDENT(2)), 0);
+    json_decref(ctx);
+    add(f, "swapver_t1");
+    add(f, "swapver_t2");
+    has(f->out, "context");
+    set_active(f, "1.1.0");
+    assert_int_equal(mstack(f, "deploy swapver 1.2.0"), 1);
+    has(f->out, "tests.command   pass    fail       regression");
+    has(f->out, "tests.command: exit 1: checkout flow broke");
+    snprintf(p, sizeof p, "%s/ran.txt", f->root);
+    ran = slurp(p);
+    has(ran, "/.mainstack/artifacts/swapver/1.1.0/swapver.so");
+    has(ran, "/.mainstack/artifacts/swapver/1.2.0/swapver.so");
+    free(ran);
+    dep = last_deployment(f);
+    assert_string_equal(verdict(dep, "tests.command"), "regression");
+    json_decref(dep);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(version_add_and_versions, setup, teardown),
+        cmocka_unit_test_setup_teardown(deploy_without_active_needs_own_tests, setup, teardown),
+        cmocka_unit_test_setup_teardown(deploy_compares_with_active, setup, teardown),
+        cmocka_unit_test_setup_teardown(deploy_rejects_a_regression, setup, teardown),
+        cmocka_unit_test_setup_teardown(deploy_hanging_tests_are_stopped, setup, teardown),
+        cmocka_unit_test_setup_teardown(deploy_bad_versions, setup, teardown),
+        cmocka_unit_test_setup_teardown(two_deploys_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(stale_lock_is_released, setup, teardown),
+        cmocka_unit_test_setup_teardown(deploy_runs_tests_command, setup, teardown),
+    };
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
