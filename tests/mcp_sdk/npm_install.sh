@@ -1,7 +1,10 @@
 #!/bin/sh
-# npm_install.sh <source dir> <build dir> - put the pinned MCP TypeScript SDK
-# (package-lock.json, `npm ci`) and sdk_check.mjs into the build tree for
-# test_mcp_sdk. node_modules lives in <build dir> only.
+# npm_install.sh <source dir> <build dir> - install the npm packages pinned in
+# <source dir>/package-lock.json (`npm ci`) into <build dir>, with the
+# directory's package.json and its *.mjs scripts. node_modules lives in
+# <build dir> only. Used by test_mcp_sdk (tests/mcp_sdk: the MCP TypeScript
+# SDK) and mcp_conformance.server (tests/mcp_conformance: the official
+# conformance suite and Node 22); messages carry the source directory's name.
 #
 # Installs again only when package-lock.json changed; serialised with flock.
 # Exit status: 0 ready; 77 node/npm/the registry missing here, outside CI
@@ -11,16 +14,17 @@ set -u
 src=${1:?usage: npm_install.sh <source dir> <build dir>}
 dst=${2:?usage: npm_install.sh <source dir> <build dir>}
 
+label=$(basename "$src")
 on_ci=false
 case "${CI:-}" in true | TRUE | True | 1 | yes) on_ci=true ;; esac
 
 unavailable() {
-    echo "mcp-sdk: $1" >&2
+    echo "$label: $1" >&2
     if $on_ci; then
-        echo "mcp-sdk: CI=true: this test needs node (>= 18), npm and the npm registry" >&2
+        echo "$label: CI=true: this test needs node (>= 18), npm and the npm registry" >&2
         exit 1
     fi
-    echo "mcp-sdk: not on CI: skipping (set CI=true to make this a failure)" >&2
+    echo "$label: not on CI: skipping (set CI=true to make this a failure)" >&2
     exit 77
 }
 
@@ -30,7 +34,11 @@ major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 [ "$major" -ge 18 ] 2>/dev/null || unavailable "node $(node --version 2>&1) is too old (need >= 18)"
 
 mkdir -p "$dst" || exit 1
-cp "$src/package.json" "$src/package-lock.json" "$src/sdk_check.mjs" "$dst/" || exit 1
+cp "$src/package.json" "$src/package-lock.json" "$dst/" || exit 1
+for script in "$src"/*.mjs; do
+    [ -e "$script" ] || continue
+    cp "$script" "$dst/" || exit 1
+done
 
 exec 9>"$dst/.install.lock" || exit 1
 if command -v flock >/dev/null 2>&1; then
