@@ -506,12 +506,13 @@ static int run_deploy(const cli_verb *verb, const cli_args *a)
     char *command = NULL;
     bool locked = false, tmp_made = false;
     int64_t dep_id = 0;
-    int timeout = 0, rc;
+    int timeout = 0, prepare = 0, rc;
     size_t i, bad = 0;
     const char *outcome = "error";
 
     if ((rc = cli_check_name(verb, "component", component, true)) != CLI_EXIT_OK ||
         (rc = cli_opt_int(a, "timeout", 60000, 100, 3600000, &timeout)) != CLI_EXIT_OK ||
+        (rc = cli_opt_int(a, "prepare-timeout", 15000, 100, 600000, &prepare)) != CLI_EXIT_OK ||
         (rc = cli_project_root(a, root, sizeof root)) != CLI_EXIT_OK)
         return rc;
     if ((rc = cli_open_registry(root, &reg)) != CLI_EXIT_OK)
@@ -686,13 +687,15 @@ static const cli_option deploy_options[] = {
      "60000)"},
     {"nats", 's', "URL", false, "the NATS server the hosts run on (default $NATS_URL)"},
     {"no-promote", 0, NULL, false, "stop after the comparison (ready to promote)"},
+    {"prepare-timeout", 0, "MS", false, "how long every host has to prepare (default 15000)"},
     {"json", 0, NULL, false, "print the outcome, the comparison and the promotion as JSON"},
     {NULL, 0, NULL, false, NULL},
 };
 
 const cli_verb cli_verb_deploy = {
     .name = "deploy",
-    .usage = "COMPONENT VERSION [--nats URL] [--no-promote] [--timeout MS] [--json]",
+    .usage = "COMPONENT VERSION [--nats URL] [--no-promote] [--prepare-timeout MS] [--timeout MS] "
+             "[--json]",
     .summary = "test a recorded version against the active one, then promote it",
     .description =
         "Takes the component's deploy lock, then runs the Testable suite (run_tests) and\n"

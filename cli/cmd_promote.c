@@ -188,20 +188,20 @@ static const char *failure_outcome(ms_status s, const ms_promote_report *rep)
     return "error";
 }
 
-static void print_failure(const char *what, const char *component, const char *version, ms_status s,
-                          const ms_promote_report *rep)
+/* what: "promotion" or "rollback"; done: "promoted" or "rolled back". */
+static void print_failure(const char *what, const char *done, const char *component,
+                          const char *version, ms_status s, const ms_promote_report *rep)
 {
     if (s == MS_ERR_NOT_FOUND) {
         cli_error("no running host runs %s: %s was not %s, nothing serves it (start the "
                   "component with mstack run, then try again)",
-                  component, version, what);
+                  component, version, done);
         return;
     }
-    cli_error("%s of %s %s failed%s%s: %s%s", what, component, version,
+    cli_error("the %s of %s to %s failed%s%s: %s%s", what, component, version,
               rep->failed_host[0] ? " on host " : "", rep->failed_host,
               rep->error[0] ? rep->error : ms_last_error(),
-              rep->rolled_back ? " (aborted on every host: they still serve the version they "
-                                 "served)"
+              rep->rolled_back ? " (aborted on every host: each still serves what it served)"
               : rep->mixed     ? " (WARNING: the hosts are mixed, see the table)"
                                : "");
 }
@@ -241,6 +241,8 @@ int cli_deploy_promote_step(ms_registry *reg, const cli_args *a, const char *roo
     }
     ms_promote_options_init(&po);
     po.previous_artifact = active != NULL ? prev_art : NULL;
+    (void)cli_opt_int(a, "prepare-timeout", po.prepare_timeout_ms, 100, 600000,
+                      &po.prepare_timeout_ms); /* checked by run_deploy before the tests */
     if (!json_mode) {
         printf("promoting %s %s on every host that runs it\n", component, version);
         fflush(stdout);
@@ -269,7 +271,7 @@ int cli_deploy_promote_step(ms_registry *reg, const cli_args *a, const char *roo
         if (!json_mode && rep->nhosts > 0)
             promote_report_print(rep, stdout);
         fflush(stdout);
-        print_failure("promoted", component, version, s, rep);
+        print_failure("promotion", "promoted", component, version, s, rep);
     }
 record:
     if (strcmp(outcome, "promoted") != 0)
@@ -303,7 +305,10 @@ static int run_rollback(const cli_verb *verb, const cli_args *a)
     int rc;
     ms_status s;
 
+    ms_promote_options_init(&po);
     if ((rc = cli_check_name(verb, "component", component, true)) != CLI_EXIT_OK ||
+        (rc = cli_opt_int(a, "prepare-timeout", po.prepare_timeout_ms, 100, 600000,
+                          &po.prepare_timeout_ms)) != CLI_EXIT_OK ||
         (rc = cli_project_root(a, root, sizeof root)) != CLI_EXIT_OK)
         return rc;
     if ((rc = cli_open_registry(root, &reg)) != CLI_EXIT_OK)
@@ -350,7 +355,6 @@ static int run_rollback(const cli_verb *verb, const cli_args *a)
         cli_error("out of memory");
         goto record;
     }
-    ms_promote_options_init(&po);
     po.previous_artifact = active != NULL ? act_art : NULL;
     if (!json_mode) {
         printf("rolling %s back from %s to %s (no test run)\n", component,
@@ -378,7 +382,7 @@ static int run_rollback(const cli_verb *verb, const cli_args *a)
         if (!json_mode && rep->nhosts > 0)
             promote_report_print(rep, stdout);
         fflush(stdout);
-        print_failure("rolled back", component, previous, s, rep);
+        print_failure("rollback", "rolled back", component, previous, s, rep);
     }
 record:
     if (ms_registry_deployment_update(reg, dep_id, "rollback", outcome, detail) != MS_OK) {
@@ -411,13 +415,14 @@ cleanup:
 static const cli_option rollback_options[] = {
     {"root", 'C', "DIR", false, "the project root (default: found from the current directory)"},
     {"nats", 's', "URL", false, "the NATS server the hosts run on (default $NATS_URL)"},
+    {"prepare-timeout", 0, "MS", false, "how long every host has to prepare (default 15000)"},
     {"json", 0, NULL, false, "print the outcome and the per-host report as JSON"},
     {NULL, 0, NULL, false, NULL},
 };
 
 const cli_verb cli_verb_rollback = {
     .name = "rollback",
-    .usage = "COMPONENT [--nats URL] [--json]",
+    .usage = "COMPONENT [--nats URL] [--prepare-timeout MS] [--json]",
     .summary = "switch every host back to the previous version (no test run)",
     .description = "Takes the component's deploy lock and switches every host that runs COMPONENT\n"
                    "back to the version in state previous (the one the last promotion replaced),\n"

@@ -531,7 +531,7 @@ typedef struct host {
     ms_runtime *rt;
 } host;
 
-static void host_start(fx *f, host *h, const char *version)
+static void host_start(fx *f, host *h, const char *version, bool deploy_commands)
 {
     ms_runtime_options o;
     char art[600], data[400];
@@ -549,6 +549,7 @@ static void host_start(fx *f, host *h, const char *version)
     o.workers = 2;
     o.health_interval_ms = 0;
     o.host_name = "host-a";
+    o.deploy_commands = deploy_commands;
     ms_assert_ok(ms_runtime_create(&o, &h->rt));
     ms_assert_ok(ms_deploy_artifact_path(f->root, "swapver", version, art, sizeof art));
     ms_assert_ok(ms_runtime_load(h->rt, art, NULL, NULL));
@@ -588,7 +589,7 @@ static void deploy_promotes_then_rollback_and_history(void **state)
     add(f, "swapver_t1");
     add(f, "swapver_t2");
     set_active(f, "1.1.0");
-    host_start(f, &h, "1.1.0");
+    host_start(f, &h, "1.1.0", true);
     assert_serves(&h, "1.1.0");
 
     /* deploy: tested, compared, promoted on the one host */
@@ -683,7 +684,7 @@ static void deploy_with_no_host_is_not_promoted(void **state)
     add(f, "swapver_t1");
     add(f, "swapver_t2");
     set_active(f, "1.1.0");
-    host_start(f, &h, NULL); /* a server, nobody runs swapver */
+    host_start(f, &h, NULL, true); /* a server, nobody runs swapver */
     assert_int_equal(mstack(f, "history swapver"), 0);
     has(f->out, "no deployments of swapver yet");
     assert_int_equal(mstack(f, "deploy swapver 1.2.0 --nats %s", ms_nats_server_url(h.srv)), 1);
@@ -724,6 +725,43 @@ static void deploy_with_no_host_is_not_promoted(void **state)
     assert_unlocked(f);
 }
 
+/* A host that runs swapver but takes no deploy commands (an older build):
+ * the promotion is aborted, the host still serves the active version, the
+ * reason names the instance nobody prepared. */
+static void deploy_fails_when_a_host_cannot_prepare(void **state)
+{
+    fx *f = *state;
+    host h;
+    json_t *dep;
+
+    add(f, "swapver_t1");
+    add(f, "swapver_t2");
+    set_active(f, "1.1.0");
+    host_start(f, &h, "1.1.0", false);
+    assert_int_equal(mstack(f, "deploy swapver 1.2.0 --prepare-timeout 1000 --nats %s",
+                            ms_nats_server_url(h.srv)),
+                     1);
+    has(f->out, "passed every test");
+    has(f->err, "the promotion of swapver to 1.2.0 failed");
+    has(f->err, "no host answered the prepare");
+    has(f->err, "aborted on every host");
+    assert_serves(&h, "1.1.0");
+    assert_state(f, "1.2.0", "candidate");
+    assert_state(f, "1.1.0", "active");
+    dep = last_deployment(f);
+    assert_string_equal(json_string_value(json_object_get(dep, "state")), "failed");
+    json_decref(dep);
+    assert_int_equal(mstack(f, "history swapver"), 0);
+    has(f->out, "test:ready promote:failed");
+    has(f->out, "no host answered the prepare");
+    assert_unlocked(f);
+    /* nothing was promoted, so there is nothing to roll back to */
+    assert_int_equal(mstack(f, "rollback swapver --nats %s", ms_nats_server_url(h.srv)), 1);
+    has(f->err, "no version in state previous");
+    assert_int_equal(mstack(f, "deploy swapver 1.2.0 --prepare-timeout x"), 2);
+    host_stop(&h);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -738,6 +776,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(deploy_runs_tests_command, setup, teardown),
         cmocka_unit_test_setup_teardown(deploy_promotes_then_rollback_and_history, setup, teardown),
         cmocka_unit_test_setup_teardown(deploy_with_no_host_is_not_promoted, setup, teardown),
+        cmocka_unit_test_setup_teardown(deploy_fails_when_a_host_cannot_prepare, setup, teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
