@@ -199,7 +199,7 @@ static void print_failure(const char *what, const char *done, const char *compon
         return;
     }
     cli_error("the %s of %s to %s failed%s%s: %s%s", what, component, version,
-              rep->failed_host[0] ? " on host " : "", rep->failed_host,
+              rep->failed_host[0] ? " at " : "", rep->failed_host,
               rep->error[0] ? rep->error : ms_last_error(),
               rep->rolled_back ? " (aborted on every host: each still serves what it served)"
               : rep->mixed     ? " (WARNING: the hosts are mixed, see the table)"
@@ -462,7 +462,7 @@ static void reason_of(const json_t *dep, char *out, size_t cap)
         }
     } else if (err != NULL && err[0] != '\0') {
         if (host != NULL && host[0] != '\0')
-            snprintf(out, cap, "host %s: %s", host, err);
+            snprintf(out, cap, "at %s: %s", host, err);
         else
             snprintf(out, cap, "%s", err);
     }
