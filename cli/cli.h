@@ -87,6 +87,8 @@ extern const cli_verb cli_verb_version;
 extern const cli_verb cli_verb_versions;
 extern const cli_verb cli_verb_deploy;
 extern const cli_verb cli_verb_test_host;
+extern const cli_verb cli_verb_rollback;
+extern const cli_verb cli_verb_history;
 
 /* --- args.c ---------------------------------------------------------------- */
 
@@ -207,5 +209,20 @@ int cli_open_registry(const char *root, ms_registry **out);
 ms_status cli_gather(ms_bus *bus, const char *const *subjects, size_t nsubjects, const void *data,
                      size_t len, int timeout_ms, size_t max, ms_message ***replies, size_t *count);
 void cli_gather_free(ms_message **replies, size_t count);
+
+/* --- deploy verbs (cmd_deploy.c, cmd_promote.c) ------------------------------ */
+
+/* "<user>@<host> pid <pid>": who holds a deploy lock. */
+void cli_deploy_holder(char *out, size_t cap);
+/* Take component's deploy lock for holder; a lock of a dead process of this
+ * host is released with a warning. Prints the error; CLI_EXIT_FAILURE. */
+int cli_deploy_lock(ms_registry *reg, const char *component, const char *holder);
+/* The promotion step of mstack deploy (cmd_promote.c): promotes version
+ * (active: the version it replaces, or NULL) on every host, sets the
+ * version states and records step "promote" in deployment dep_id.
+ * *result gets {"outcome", "report"} (the caller's). Returns the exit code. */
+int cli_deploy_promote_step(ms_registry *reg, const cli_args *a, const char *root,
+                            const char *component, const char *version, const char *active,
+                            int64_t dep_id, bool json_mode, json_t **result);
 
 #endif

@@ -199,7 +199,7 @@ static void self_exe(char *out, size_t cap)
         out[n] = '\0';
 }
 
-static void holder_name(char *out, size_t cap)
+void cli_deploy_holder(char *out, size_t cap)
 {
     char host[256];
     const char *user = getenv("USER");
@@ -231,7 +231,7 @@ static bool holder_is_dead(const char *holder)
     return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
-static int take_lock(ms_registry *reg, const char *component, const char *holder)
+int cli_deploy_lock(ms_registry *reg, const char *component, const char *holder)
 {
     json_t *lock = NULL;
     const char *stale;
@@ -497,20 +497,22 @@ static void remove_tree(const char *dir)
 static int run_deploy(const cli_verb *verb, const cli_args *a)
 {
     const char *component = a->positional[0], *version = a->positional[1];
-    const bool json_mode = cli_flag(a, "json");
+    const bool json_mode = cli_flag(a, "json"), no_promote = cli_flag(a, "no-promote");
     char root[4096], holder[400], tmp[4200];
     ms_registry *reg = NULL;
     json_t *cand_row = NULL, *all = NULL, *row, *rows = NULL, *failures = NULL, *detail = NULL;
+    json_t *json_out = NULL;
     side act = {.label = "active"}, cand = {.label = "candidate"};
     char *command = NULL;
     bool locked = false, tmp_made = false;
     int64_t dep_id = 0;
-    int timeout = 0, rc;
-    size_t i, bad;
+    int timeout = 0, prepare = 0, rc;
+    size_t i, bad = 0;
     const char *outcome = "error";
 
     if ((rc = cli_check_name(verb, "component", component, true)) != CLI_EXIT_OK ||
         (rc = cli_opt_int(a, "timeout", 60000, 100, 3600000, &timeout)) != CLI_EXIT_OK ||
+        (rc = cli_opt_int(a, "prepare-timeout", 15000, 100, 600000, &prepare)) != CLI_EXIT_OK ||
         (rc = cli_project_root(a, root, sizeof root)) != CLI_EXIT_OK)
         return rc;
     if ((rc = cli_open_registry(root, &reg)) != CLI_EXIT_OK)
@@ -525,8 +527,8 @@ static int run_deploy(const cli_verb *verb, const cli_args *a)
         cli_error("%s %s is already the active version: nothing to deploy", component, version);
         goto cleanup;
     }
-    holder_name(holder, sizeof holder);
-    if (take_lock(reg, component, holder) != CLI_EXIT_OK)
+    cli_deploy_holder(holder, sizeof holder);
+    if (cli_deploy_lock(reg, component, holder) != CLI_EXIT_OK)
         goto cleanup;
     locked = true;
 
@@ -606,10 +608,8 @@ static int run_deploy(const cli_verb *verb, const cli_args *a)
     if (bad > 0)
         (void)ms_registry_version_set_state(reg, component, version, "rejected");
     if (json_mode) {
-        json_t *o = json_pack("{s:s, s:I, s:s, s:O}", "component", component, "deployment",
-                              (json_int_t)dep_id, "outcome", outcome, "detail", detail);
-        cli_print_json(o, true);
-        json_decref(o);
+        json_out = json_pack("{s:s, s:I, s:s, s:O}", "component", component, "deployment",
+                             (json_int_t)dep_id, "outcome", outcome, "detail", detail);
     } else {
         print_table(rows);
         if (bad > 0) {
@@ -621,9 +621,12 @@ static int run_deploy(const cli_verb *verb, const cli_args *a)
                 printf("  %s: %s\n", json_string_value(json_object_get(f, "test")),
                        json_string_value(json_object_get(f, "output")));
             }
-        } else {
+        } else if (no_promote) {
             printf("%s %s passed every test%s: ready to promote (deployment %lld)\n", component,
                    version, act.version ? " the active version passes" : "", (long long)dep_id);
+        } else {
+            printf("%s %s passed every test%s\n", component, version,
+                   act.version ? " the active version passes" : "");
         }
     }
     rc = bad > 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
@@ -633,6 +636,23 @@ record:
         rc = CLI_EXIT_FAILURE;
     }
     (void)ms_registry_audit(reg, holder, "deploy", component, outcome, detail);
+    if (rc == CLI_EXIT_OK && bad == 0 && !no_promote) {
+        json_t *promotion = NULL;
+        rc = cli_deploy_promote_step(reg, a, root, component, version, act.version, dep_id,
+                                     json_mode, &promotion);
+        if (promotion != NULL) {
+            const char *po = json_string_value(json_object_get(promotion, "outcome"));
+            (void)ms_registry_audit(reg, holder, "promote", component, po,
+                                    json_object_get(promotion, "report"));
+            if (json_out != NULL) {
+                json_object_set_new(json_out, "outcome", json_string(po));
+                json_object_set(json_out, "promotion", promotion);
+            }
+            json_decref(promotion);
+        }
+    }
+    if (json_out != NULL)
+        cli_print_json(json_out, true);
 cleanup:
     if (rc != CLI_EXIT_OK && dep_id > 0 && strcmp(outcome, "error") == 0 && detail == NULL) {
         /* failed before anything was compared: the candidate is untested */
@@ -646,6 +666,7 @@ cleanup:
         rc = CLI_EXIT_FAILURE;
     }
     free(command);
+    json_decref(json_out);
     json_decref(detail);
     json_decref(rows);
     json_decref(failures);
@@ -664,24 +685,32 @@ static const cli_option deploy_options[] = {
     {"timeout", 't', "MS", false,
      "time limit of each test suite and tests.command (default "
      "60000)"},
-    {"json", 0, NULL, false, "print the outcome and the comparison as JSON"},
+    {"nats", 's', "URL", false, "the NATS server the hosts run on (default $NATS_URL)"},
+    {"no-promote", 0, NULL, false, "stop after the comparison (ready to promote)"},
+    {"prepare-timeout", 0, "MS", false, "how long every host has to prepare (default 15000)"},
+    {"json", 0, NULL, false, "print the outcome, the comparison and the promotion as JSON"},
     {NULL, 0, NULL, false, NULL},
 };
 
 const cli_verb cli_verb_deploy = {
     .name = "deploy",
-    .usage = "COMPONENT VERSION [--timeout MS] [--json]",
-    .summary = "test a recorded version against the active one, test by test",
+    .usage = "COMPONENT VERSION [--nats URL] [--no-promote] [--prepare-timeout MS] [--timeout MS] "
+             "[--json]",
+    .summary = "test a recorded version against the active one, then promote it",
     .description =
         "Takes the component's deploy lock, then runs the Testable suite (run_tests) and\n"
         "the context's tests.command against the active version and against VERSION,\n"
         "each in its own process with a fresh data directory, and compares them: VERSION\n"
         "must pass every test the active version passes, and its own new tests. On a\n"
         "regression VERSION is rejected (state rejected; each failing test is named with\n"
-        "what it printed) and the exit code is 1. Otherwise it is ready to promote\n"
-        "(state testing until the promotion). The comparison is stored in the\n"
-        "deployment record of the registry. A deploy lock left by a process of this\n"
-        "host that no longer exists is released with a warning.\n",
+        "what it printed) and the exit code is 1. Otherwise VERSION is promoted on every\n"
+        "host that runs COMPONENT (over the NATS server, all or nothing, per-host table):\n"
+        "VERSION becomes active and the version it replaced previous (mstack rollback\n"
+        "returns to it). When a host cannot take it, or no host runs COMPONENT, VERSION\n"
+        "goes back to state candidate, the reason is printed and the exit code is 1.\n"
+        "--no-promote stops after the comparison (state testing). Every step is stored\n"
+        "in the deployment record of the registry (mstack history). A deploy lock left\n"
+        "by a process of this host that no longer exists is released with a warning.\n",
     .options = deploy_options,
     .min_positional = 2,
     .max_positional = 2,

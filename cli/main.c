@@ -13,10 +13,10 @@
 #include "cli.h"
 
 static const cli_verb *const verbs[] = {
-    &cli_verb_run,         &cli_verb_publish,   &cli_verb_request, &cli_verb_health,
-    &cli_verb_services,    &cli_verb_check,     &cli_verb_context, &cli_verb_agent,
-    &cli_verb_escalations, &cli_verb_mcp,       &cli_verb_version, &cli_verb_versions,
-    &cli_verb_deploy,      &cli_verb_test_host,
+    &cli_verb_run,         &cli_verb_publish,  &cli_verb_request, &cli_verb_health,
+    &cli_verb_services,    &cli_verb_check,    &cli_verb_context, &cli_verb_agent,
+    &cli_verb_escalations, &cli_verb_mcp,      &cli_verb_version, &cli_verb_versions,
+    &cli_verb_deploy,      &cli_verb_rollback, &cli_verb_history, &cli_verb_test_host,
 };
 #define NVERBS (sizeof verbs / sizeof verbs[0])
 

@@ -20,6 +20,7 @@
 #include <mainstack/deploy.h>
 
 #include "ms_test.h"
+#include "nats_fixture.h"
 
 #ifndef MSTACK_BIN
 #error "MSTACK_BIN must be defined (cli/CMakeLists.txt)"
@@ -266,7 +267,7 @@ static void deploy_without_active_needs_own_tests(void **state)
     json_t *dep;
 
     add(f, "swapver_t1");
-    assert_int_equal(mstack(f, "deploy swapver 1.1.0"), 0);
+    assert_int_equal(mstack(f, "deploy swapver 1.1.0 --no-promote"), 0);
     has(f->out, "no version is active");
     has(f->out, "echo_reply");
     has(f->out, "ready to promote");
@@ -289,7 +290,7 @@ static void deploy_compares_with_active(void **state)
     add(f, "swapver_t1");
     add(f, "swapver_t2");
     set_active(f, "1.1.0");
-    assert_int_equal(mstack(f, "deploy swapver 1.2.0 --json"), 0);
+    assert_int_equal(mstack(f, "deploy swapver 1.2.0 --json --no-promote"), 0);
     out = json_loads(f->out, 0, &jerr);
     assert_non_null(out);
     assert_string_equal(json_string_value(json_object_get(out, "outcome")), "ready");
@@ -443,7 +444,7 @@ static void two_deploys_at_once(void **state)
     free(first_out);
     assert_unlocked(f);
     /* now it goes through */
-    assert_int_equal(mstack(f, "deploy swapver 1.2.0"), 0);
+    assert_int_equal(mstack(f, "deploy swapver 1.2.0 --no-promote"), 0);
 }
 
 static void stale_lock_is_released(void **state)
@@ -466,7 +467,7 @@ static void stale_lock_is_released(void **state)
     reg = open_reg(f);
     ms_assert_ok(ms_registry_deploy_lock(reg, "swapver", holder));
     ms_registry_close(reg);
-    assert_int_equal(mstack(f, "deploy swapver 1.1.0"), 0);
+    assert_int_equal(mstack(f, "deploy swapver 1.1.0 --no-promote"), 0);
     has(f->err, "a process that no longer exists: releasing it");
     has(f->err, holder);
     assert_unlocked(f);
@@ -520,6 +521,247 @@ static void deploy_runs_tests_command(void **state)
     json_decref(dep);
 }
 
+/* ---- promotion, rollback, history: a real nats-server and a host ---------- */
+
+/* A nats-server (JetStream off) and, when version is given, one runtime host
+ * in this process serving that version's recorded artifact. */
+typedef struct host {
+    ms_nats_server *srv;
+    ms_bus *client;
+    ms_runtime *rt;
+} host;
+
+static void host_start(fx *f, host *h, const char *version, bool deploy_commands)
+{
+    ms_runtime_options o;
+    char art[600], data[400];
+
+    memset(h, 0, sizeof *h);
+    ms_assert_ok(ms_nats_server_start(NULL, &h->srv));
+    ms_assert_ok(ms_bus_connect_url(ms_nats_server_url(h->srv), &h->client));
+    if (version == NULL)
+        return;
+    snprintf(data, sizeof data, "%s/host-data", f->root);
+    assert_int_equal(mkdir(data, 0700), 0);
+    ms_runtime_options_init(&o);
+    o.url = ms_nats_server_url(h->srv);
+    o.data_root = data;
+    o.workers = 2;
+    o.health_interval_ms = 0;
+    o.host_name = "host-a";
+    o.deploy_commands = deploy_commands;
+    ms_assert_ok(ms_runtime_create(&o, &h->rt));
+    ms_assert_ok(ms_deploy_artifact_path(f->root, "swapver", version, art, sizeof art));
+    ms_assert_ok(ms_runtime_load(h->rt, art, NULL, NULL));
+    ms_assert_ok(ms_bus_flush(h->client, 5000));
+}
+
+static void host_stop(host *h)
+{
+    ms_runtime_destroy(h->rt);
+    ms_bus_destroy(h->client);
+    ms_nats_server_stop(h->srv);
+}
+
+/* Which version answers a request to the component. */
+static void assert_serves(host *h, const char *version)
+{
+    ms_message *reply = NULL;
+    char want[64];
+
+    ms_assert_ok(ms_bus_request(h->client, "component.swapver.echo", "ping", 4, 5000, &reply));
+    snprintf(want, sizeof want, "%s:ping", version);
+    if (ms_message_len(reply) != strlen(want) ||
+        memcmp(ms_message_data(reply), want, strlen(want)) != 0)
+        fail_msg("the host answered '%.*s', want '%s'", (int)ms_message_len(reply),
+                 (const char *)ms_message_data(reply), want);
+    ms_message_unref(reply);
+}
+
+static void deploy_promotes_then_rollback_and_history(void **state)
+{
+    fx *f = *state;
+    host h;
+    json_t *dep, *steps, *list;
+    json_error_t jerr;
+    const char *p1, *p2;
+
+    add(f, "swapver_t1");
+    add(f, "swapver_t2");
+    set_active(f, "1.1.0");
+    host_start(f, &h, "1.1.0", true);
+    assert_serves(&h, "1.1.0");
+
+    /* deploy: tested, compared, promoted on the one host */
+    assert_int_equal(mstack(f, "deploy swapver 1.2.0 --nats %s", ms_nats_server_url(h.srv)), 0);
+    has(f->out, "passed every test");
+    has(f->out, "HOST    INSTANCES  FROM   TO     SERVING  RESULT");
+    has(f->out, "host-a  1          1.1.0  1.2.0  1.2.0    switched");
+    has(f->out, "promoted swapver 1.2.0 on 1 host");
+    has(f->out, "1.1.0 is previous");
+    assert_serves(&h, "1.2.0");
+    assert_state(f, "1.2.0", "active");
+    assert_state(f, "1.1.0", "previous");
+    assert_int_equal(mstack(f, "versions swapver"), 0);
+    has(f->out, "1.2.0    active");
+    has(f->out, "1.1.0    previous");
+    dep = last_deployment(f);
+    assert_string_equal(json_string_value(json_object_get(dep, "state")), "promoted");
+    steps = json_object_get(json_object_get(dep, "detail"), "steps");
+    assert_int_equal(json_array_size(steps), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(steps, 0), "outcome")),
+                        "ready");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(steps, 1), "step")),
+                        "promote");
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_array_get(
+                json_object_get(json_object_get(json_object_get(dep, "detail"), "result"), "hosts"),
+                0),
+            "serving")),
+        "1.2.0");
+    json_decref(dep);
+    assert_unlocked(f);
+
+    /* rollback: straight back to 1.1.0, no tests */
+    assert_int_equal(mstack(f, "rollback swapver --nats %s", ms_nats_server_url(h.srv)), 0);
+    has(f->out, "rolling swapver back from 1.2.0 to 1.1.0 (no test run)");
+    has(f->out, "host-a  1          1.2.0  1.1.0  1.1.0    switched");
+    has(f->out, "rolled swapver back to 1.1.0 on 1 host");
+    assert_serves(&h, "1.1.0");
+    assert_state(f, "1.1.0", "active");
+    assert_state(f, "1.2.0", "rolled-back");
+    dep = last_deployment(f);
+    assert_string_equal(json_string_value(json_object_get(dep, "state")), "rolled-back");
+    assert_string_equal(json_string_value(json_object_get(dep, "from_version")), "1.2.0");
+    assert_string_equal(json_string_value(json_object_get(dep, "to_version")), "1.1.0");
+    json_decref(dep);
+    assert_unlocked(f);
+
+    /* history: both, newest first */
+    assert_int_equal(mstack(f, "history swapver"), 0);
+    has(f->out, "ID  TIME");
+    p1 = strstr(f->out, "rollback:rolled-back");
+    p2 = strstr(f->out, "test:ready promote:promoted");
+    assert_non_null(p1);
+    assert_non_null(p2);
+    assert_true(p1 < p2);
+    assert_int_equal(mstack(f, "history swapver --json"), 0);
+    list = json_loads(f->out, 0, &jerr);
+    assert_non_null(list);
+    assert_int_equal(json_array_size(list), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "state")),
+                        "rolled-back");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 1), "state")),
+                        "promoted");
+    json_decref(list);
+    assert_int_equal(mstack(f, "history swapver --limit 1 --json"), 0);
+    list = json_loads(f->out, 0, &jerr);
+    assert_int_equal(json_array_size(list), 1);
+    json_decref(list);
+    assert_int_equal(mstack(f, "history swapver --limit 0"), 2);
+    assert_int_equal(mstack(f, "history Bad_Name"), 2);
+
+    /* no previous any more: named what exists */
+    assert_int_equal(mstack(f, "rollback swapver --nats %s", ms_nats_server_url(h.srv)), 1);
+    has(f->err, "swapver has no version in state previous to roll back to");
+    has(f->err, "1.1.0 active");
+    has(f->err, "1.2.0 rolled-back");
+    assert_serves(&h, "1.1.0");
+    assert_unlocked(f);
+    assert_int_equal(mstack(f, "rollback nothere --nats %s", ms_nats_server_url(h.srv)), 1);
+    has(f->err, "no versions of 'nothere'");
+    host_stop(&h);
+}
+
+static void deploy_with_no_host_is_not_promoted(void **state)
+{
+    fx *f = *state;
+    host h;
+    json_t *dep, *out, *list;
+    json_error_t jerr;
+
+    add(f, "swapver_t1");
+    add(f, "swapver_t2");
+    set_active(f, "1.1.0");
+    host_start(f, &h, NULL, true); /* a server, nobody runs swapver */
+    assert_int_equal(mstack(f, "history swapver"), 0);
+    has(f->out, "no deployments of swapver yet");
+    assert_int_equal(mstack(f, "deploy swapver 1.2.0 --nats %s", ms_nats_server_url(h.srv)), 1);
+    has(f->out, "passed every test");
+    has(f->err, "no running host runs swapver: 1.2.0 was not promoted, nothing serves it");
+    assert_state(f, "1.2.0", "candidate");
+    assert_state(f, "1.1.0", "active");
+    dep = last_deployment(f);
+    assert_string_equal(json_string_value(json_object_get(dep, "state")), "no-hosts");
+    json_decref(dep);
+    assert_int_equal(mstack(f, "history swapver"), 0);
+    has(f->out, "test:ready promote:no-hosts");
+    has(f->out, "no running host runs the component: tested but not serving");
+    /* the JSON says the same */
+    assert_int_equal(mstack(f, "deploy swapver 1.2.0 --json --nats %s", ms_nats_server_url(h.srv)),
+                     1);
+    out = json_loads(f->out, 0, &jerr);
+    assert_non_null(out);
+    assert_string_equal(json_string_value(json_object_get(out, "outcome")), "no-hosts");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_object_get(out, "promotion"), "report"), "error")),
+                        "no running host runs the component: tested but not serving");
+    json_decref(out);
+    assert_unlocked(f);
+    host_stop(&h);
+
+    /* no server at all: the connection error, recorded, still a candidate */
+    assert_int_equal(mstack(f, "deploy swapver 1.2.0 --nats nats://127.0.0.1:1"), 6);
+    has(f->err, "no NATS server at nats://127.0.0.1:1");
+    assert_state(f, "1.2.0", "candidate");
+    dep = last_deployment(f);
+    assert_string_equal(json_string_value(json_object_get(dep, "state")), "error");
+    json_decref(dep);
+    assert_int_equal(mstack(f, "history swapver --json"), 0);
+    list = json_loads(f->out, 0, &jerr);
+    assert_int_equal(json_array_size(list), 3);
+    json_decref(list);
+    assert_unlocked(f);
+}
+
+/* A host that runs swapver but takes no deploy commands (an older build):
+ * the promotion is aborted, the host still serves the active version, the
+ * reason names the instance nobody prepared. */
+static void deploy_fails_when_a_host_cannot_prepare(void **state)
+{
+    fx *f = *state;
+    host h;
+    json_t *dep;
+
+    add(f, "swapver_t1");
+    add(f, "swapver_t2");
+    set_active(f, "1.1.0");
+    host_start(f, &h, "1.1.0", false);
+    assert_int_equal(mstack(f, "deploy swapver 1.2.0 --prepare-timeout 1000 --nats %s",
+                            ms_nats_server_url(h.srv)),
+                     1);
+    has(f->out, "passed every test");
+    has(f->err, "the promotion of swapver to 1.2.0 failed");
+    has(f->err, "no host answered the prepare");
+    has(f->err, "aborted on every host");
+    assert_serves(&h, "1.1.0");
+    assert_state(f, "1.2.0", "candidate");
+    assert_state(f, "1.1.0", "active");
+    dep = last_deployment(f);
+    assert_string_equal(json_string_value(json_object_get(dep, "state")), "failed");
+    json_decref(dep);
+    assert_int_equal(mstack(f, "history swapver"), 0);
+    has(f->out, "test:ready promote:failed");
+    has(f->out, "no host answered the prepare");
+    assert_unlocked(f);
+    /* nothing was promoted, so there is nothing to roll back to */
+    assert_int_equal(mstack(f, "rollback swapver --nats %s", ms_nats_server_url(h.srv)), 1);
+    has(f->err, "no version in state previous");
+    assert_int_equal(mstack(f, "deploy swapver 1.2.0 --prepare-timeout x"), 2);
+    host_stop(&h);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -532,6 +774,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(two_deploys_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(stale_lock_is_released, setup, teardown),
         cmocka_unit_test_setup_teardown(deploy_runs_tests_command, setup, teardown),
+        cmocka_unit_test_setup_teardown(deploy_promotes_then_rollback_and_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(deploy_with_no_host_is_not_promoted, setup, teardown),
+        cmocka_unit_test_setup_teardown(deploy_fails_when_a_host_cannot_prepare, setup, teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);

@@ -1,0 +1,569 @@
+/*
+ * cmd_promote.c - the promotion side of the deploy verbs: the step `mstack
+ * deploy` runs once the comparison passed, `mstack rollback COMPONENT` and
+ * `mstack history COMPONENT`.
+ *
+ * Promotion (cli_deploy_promote_step): connect to the NATS server the
+ * hosts run on (cli_connect), ms_deploy_promote to the candidate's
+ * artifact <root>/.mainstack/artifacts/<component>/<version>/<component>.so
+ * (the active version's artifact is given as previous_artifact, so a
+ * switch that fails half-way is swapped back). On success the candidate
+ * becomes active, the version that was active becomes previous and an
+ * older previous goes back to candidate (there is one previous: what
+ * rollback returns to). On any failure the candidate goes back to state
+ * candidate (it passed its tests; what failed is the promotion, so a later
+ * deploy may try again); rejected stays reserved for failing tests. The
+ * deployment record gets the step "promote" with the outcome promoted,
+ * no-hosts (nothing runs the component: tested, not serving), failed (a
+ * host refused or did not answer: the report names it) or error (no
+ * server), and the per-host report as its detail.
+ *
+ * Rollback takes the deploy lock, finds the version in state previous and
+ * runs ms_deploy_rollback to it (no test run): active -> rolled-back,
+ * previous -> active, recorded as a deployment whose step is "rollback".
+ *
+ * History lists the deployments of a component newest first, each with
+ * its steps and, when it did not go through, the reason.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mainstack/deploy.h>
+
+#include "cli.h"
+
+/* ---- the report ------------------------------------------------------------ */
+
+static const char *host_result(const ms_promote_host *h)
+{
+    if (h->swapped_back)
+        return "swapped-back";
+    if (h->noop)
+        return "noop";
+    if (h->switched)
+        return "switched";
+    if (h->error[0] != '\0')
+        return "failed";
+    if (h->aborted)
+        return "aborted";
+    if (h->prepared)
+        return "prepared";
+    return "no answer";
+}
+
+static json_t *promote_report_json(const ms_promote_report *r)
+{
+    json_t *o, *hosts;
+
+    o = json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:I, s:I, s:s, s:s, s:[]}", "deployment_id",
+                  r->deployment_id, "from_version", r->from_version, "to_version", r->to_version,
+                  "ok", r->ok, "rolled_back", r->rolled_back, "mixed", r->mixed, "instances_found",
+                  (json_int_t)r->instances_found, "total_ms", (json_int_t)r->total_ms,
+                  "failed_host", r->failed_host, "error", r->error, "hosts");
+    if (o == NULL)
+        return NULL;
+    hosts = json_object_get(o, "hosts");
+    for (size_t i = 0; i < r->nhosts && i < MS_PROMOTE_MAX_HOSTS; i++) {
+        const ms_promote_host *h = &r->hosts[i];
+        json_array_append_new(
+            hosts,
+            json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "host", h->host, "name",
+                      h->name, "instances", (json_int_t)h->instances, "result", host_result(h),
+                      "from_version", h->from_version, "to_version", h->to_version, "serving",
+                      h->active_version, "error", h->error, "switch_us",
+                      (json_int_t)h->report.switch_us, "drained", (json_int_t)h->report.drained));
+    }
+    return o;
+}
+
+static void promote_report_print(const ms_promote_report *r, FILE *f)
+{
+    static const char *const headers[] = {"HOST",    "INSTANCES", "FROM",  "TO",
+                                          "SERVING", "RESULT",    "DETAIL"};
+    cli_table t = {0};
+
+    if (cli_table_init(&t, 7, headers) != CLI_EXIT_OK)
+        return;
+    for (size_t i = 0; i < r->nhosts && i < MS_PROMOTE_MAX_HOSTS; i++) {
+        const ms_promote_host *h = &r->hosts[i];
+        char n[24], detail[700];
+        const char *cells[7];
+
+        snprintf(n, sizeof n, "%zu", h->instances);
+        if (h->error[0] != '\0')
+            snprintf(detail, sizeof detail, "%s", h->error);
+        else if (h->switched)
+            snprintf(detail, sizeof detail, "switch %lld us, %llu drained",
+                     (long long)h->report.switch_us, (unsigned long long)h->report.drained);
+        else
+            detail[0] = '\0';
+        cells[0] = h->name[0] != '\0' ? h->name : h->host;
+        cells[1] = n;
+        cells[2] = h->from_version;
+        cells[3] = h->to_version;
+        cells[4] = h->active_version;
+        cells[5] = host_result(h);
+        cells[6] = detail;
+        if (cli_table_add(&t, cells) != CLI_EXIT_OK)
+            break;
+    }
+    cli_table_print(&t, f);
+    cli_table_reset(&t);
+}
+
+/* ---- version states ------------------------------------------------------- */
+
+/* The version of component in state (NULL: none); a new string. */
+static char *version_in(const json_t *rows, const char *state)
+{
+    size_t i;
+    json_t *row;
+
+    json_array_foreach(rows, i, row)
+    {
+        if (strcmp(json_string_value(json_object_get(row, "state")), state) == 0)
+            return strdup(json_string_value(json_object_get(row, "version")));
+    }
+    return NULL;
+}
+
+/* "1.1.0 active, 1.2.0 rolled-back" into out. */
+static void describe_versions(const json_t *rows, char *out, size_t cap)
+{
+    size_t i, n = 0;
+    json_t *row;
+
+    out[0] = '\0';
+    json_array_foreach(rows, i, row)
+    {
+        int k = snprintf(out + n, cap - n, "%s%s %s", i ? ", " : "",
+                         json_string_value(json_object_get(row, "version")),
+                         json_string_value(json_object_get(row, "state")));
+        if (k < 0 || (size_t)k >= cap - n)
+            break;
+        n += (size_t)k;
+    }
+}
+
+/* After a promotion of version: it is active, the one that was active is
+ * previous, an older previous is a candidate again. */
+static ms_status promote_states(ms_registry *reg, const char *component, const char *version)
+{
+    json_t *rows = NULL, *row;
+    size_t i;
+    ms_status s;
+
+    if ((s = ms_registry_versions(reg, component, &rows)) != MS_OK)
+        return s;
+    json_array_foreach(rows, i, row)
+    {
+        const char *v = json_string_value(json_object_get(row, "version"));
+        const char *st = json_string_value(json_object_get(row, "state"));
+        if (strcmp(v, version) == 0)
+            continue;
+        if (strcmp(st, "previous") == 0)
+            s = ms_registry_version_set_state(reg, component, v, "candidate");
+        else if (strcmp(st, "active") == 0)
+            s = ms_registry_version_set_state(reg, component, v, "previous");
+        if (s != MS_OK)
+            break;
+    }
+    if (s == MS_OK)
+        s = ms_registry_version_set_state(reg, component, version, "active");
+    json_decref(rows);
+    return s;
+}
+
+/* ---- promotion -------------------------------------------------------------- */
+
+/* Classify a failed promote/rollback: the outcome and the sentence. */
+static const char *failure_outcome(ms_status s, const ms_promote_report *rep)
+{
+    (void)rep;
+    if (s == MS_ERR_NOT_FOUND)
+        return "no-hosts";
+    if (s == MS_ERR_STATE || s == MS_ERR_TIMEOUT)
+        return "failed";
+    return "error";
+}
+
+/* what: "promotion" or "rollback"; done: "promoted" or "rolled back". */
+static void print_failure(const char *what, const char *done, const char *component,
+                          const char *version, ms_status s, const ms_promote_report *rep)
+{
+    if (s == MS_ERR_NOT_FOUND) {
+        cli_error("no running host runs %s: %s was not %s, nothing serves it (start the "
+                  "component with mstack run, then try again)",
+                  component, version, done);
+        return;
+    }
+    cli_error("the %s of %s to %s failed%s%s: %s%s", what, component, version,
+              rep->failed_host[0] ? " at " : "", rep->failed_host,
+              rep->error[0] ? rep->error : ms_last_error(),
+              rep->rolled_back ? " (aborted on every host: each still serves what it served)"
+              : rep->mixed     ? " (WARNING: the hosts are mixed, see the table)"
+                               : "");
+}
+
+int cli_deploy_promote_step(ms_registry *reg, const cli_args *a, const char *root,
+                            const char *component, const char *version, const char *active,
+                            int64_t dep_id, bool json_mode, json_t **result)
+{
+    char art[4096], prev_art[4096];
+    ms_promote_options po;
+    ms_promote_report *rep = NULL;
+    ms_bus *bus = NULL;
+    json_t *detail = NULL;
+    const char *outcome = "error";
+    int rc;
+    ms_status s;
+
+    *result = NULL;
+    if (ms_deploy_artifact_path(root, component, version, art, sizeof art) != MS_OK ||
+        (active != NULL &&
+         ms_deploy_artifact_path(root, component, active, prev_art, sizeof prev_art) != MS_OK)) {
+        cli_error("%s", ms_last_error());
+        rc = CLI_EXIT_FAILURE;
+        detail = json_pack("{s:s}", "error", ms_last_error());
+        goto record;
+    }
+    if ((rc = cli_connect(a, &bus)) != CLI_EXIT_OK) {
+        detail = json_pack("{s:s, s:s}", "error", "cannot connect to the NATS server", "url",
+                           cli_client_url(a));
+        goto record;
+    }
+    rep = calloc(1, sizeof *rep);
+    if (rep == NULL) {
+        cli_error("out of memory");
+        rc = CLI_EXIT_FAILURE;
+        goto record;
+    }
+    ms_promote_options_init(&po);
+    po.previous_artifact = active != NULL ? prev_art : NULL;
+    (void)cli_opt_int(a, "prepare-timeout", po.prepare_timeout_ms, 100, 600000,
+                      &po.prepare_timeout_ms); /* checked by run_deploy before the tests */
+    if (!json_mode) {
+        printf("promoting %s %s on every host that runs it\n", component, version);
+        fflush(stdout);
+    }
+    s = ms_deploy_promote(bus, component, version, art, &po, rep);
+    detail = promote_report_json(rep);
+    if (s == MS_OK) {
+        outcome = "promoted";
+        if (promote_states(reg, component, version) != MS_OK) {
+            cli_error("promoted, but recording the version states failed: %s", ms_last_error());
+            rc = CLI_EXIT_FAILURE;
+        }
+        if (!json_mode) {
+            promote_report_print(rep, stdout);
+            printf("promoted %s %s on %zu host%s (%lld ms)%s%s%s\n", component, version,
+                   rep->nhosts, rep->nhosts == 1 ? "" : "s", (long long)rep->total_ms,
+                   active ? ": " : "", active ? active : "", active ? " is previous" : "");
+        }
+    } else {
+        outcome = failure_outcome(s, rep);
+        rc = CLI_EXIT_FAILURE;
+        if (detail != NULL && s == MS_ERR_NOT_FOUND)
+            json_object_set_new(detail, "error",
+                                json_string("no running host runs the component: tested but "
+                                            "not serving"));
+        if (!json_mode && rep->nhosts > 0)
+            promote_report_print(rep, stdout);
+        fflush(stdout);
+        print_failure("promotion", "promoted", component, version, s, rep);
+    }
+record:
+    if (strcmp(outcome, "promoted") != 0)
+        (void)ms_registry_version_set_state(reg, component, version, "candidate");
+    if (ms_registry_deployment_update(reg, dep_id, "promote", outcome, detail) != MS_OK) {
+        cli_error("recording the deployment: %s", ms_last_error());
+        rc = CLI_EXIT_FAILURE;
+    }
+    *result = json_pack("{s:s, s:o*}", "outcome", outcome, "report", detail);
+    ms_bus_destroy(bus);
+    free(rep);
+    return rc;
+}
+
+/* ---- rollback ---------------------------------------------------------------- */
+
+static int run_rollback(const cli_verb *verb, const cli_args *a)
+{
+    const char *component = a->positional[0];
+    const bool json_mode = cli_flag(a, "json");
+    char root[4096], holder[400], art[4096], act_art[4096], list[1024];
+    ms_registry *reg = NULL;
+    ms_bus *bus = NULL;
+    ms_promote_options po;
+    ms_promote_report *rep = NULL;
+    json_t *rows = NULL, *detail = NULL;
+    char *active = NULL, *previous = NULL;
+    const char *outcome = "error";
+    bool locked = false;
+    int64_t dep_id = 0;
+    int rc;
+    ms_status s;
+
+    ms_promote_options_init(&po);
+    if ((rc = cli_check_name(verb, "component", component, true)) != CLI_EXIT_OK ||
+        (rc = cli_opt_int(a, "prepare-timeout", po.prepare_timeout_ms, 100, 600000,
+                          &po.prepare_timeout_ms)) != CLI_EXIT_OK ||
+        (rc = cli_project_root(a, root, sizeof root)) != CLI_EXIT_OK)
+        return rc;
+    if ((rc = cli_open_registry(root, &reg)) != CLI_EXIT_OK)
+        return rc;
+    rc = CLI_EXIT_FAILURE;
+    cli_deploy_holder(holder, sizeof holder);
+    if (cli_deploy_lock(reg, component, holder) != CLI_EXIT_OK)
+        goto cleanup;
+    locked = true;
+    if (ms_registry_versions(reg, component, &rows) != MS_OK) {
+        cli_error("%s", ms_last_error());
+        goto cleanup;
+    }
+    if (json_array_size(rows) == 0) {
+        cli_error("no versions of '%s' are recorded: nothing to roll back to", component);
+        goto cleanup;
+    }
+    active = version_in(rows, "active");
+    previous = version_in(rows, "previous");
+    if (previous == NULL) {
+        describe_versions(rows, list, sizeof list);
+        cli_error("%s has no version in state previous to roll back to (versions: %s)", component,
+                  list);
+        goto cleanup;
+    }
+    if (ms_deploy_artifact_path(root, component, previous, art, sizeof art) != MS_OK ||
+        (active != NULL &&
+         ms_deploy_artifact_path(root, component, active, act_art, sizeof act_art) != MS_OK)) {
+        cli_error("%s", ms_last_error());
+        goto cleanup;
+    }
+    if (ms_registry_deployment_begin(reg, component, active, previous, holder, &dep_id) != MS_OK) {
+        cli_error("%s", ms_last_error());
+        goto cleanup;
+    }
+    if ((rc = cli_connect(a, &bus)) != CLI_EXIT_OK) {
+        detail = json_pack("{s:s, s:s}", "error", "cannot connect to the NATS server", "url",
+                           cli_client_url(a));
+        goto record;
+    }
+    rc = CLI_EXIT_FAILURE;
+    rep = calloc(1, sizeof *rep);
+    if (rep == NULL) {
+        cli_error("out of memory");
+        goto record;
+    }
+    po.previous_artifact = active != NULL ? act_art : NULL;
+    if (!json_mode) {
+        printf("rolling %s back from %s to %s (no test run)\n", component,
+               active ? active : "(none active)", previous);
+        fflush(stdout);
+    }
+    s = ms_deploy_rollback(bus, component, previous, art, &po, rep);
+    detail = promote_report_json(rep);
+    if (s == MS_OK) {
+        outcome = "rolled-back";
+        rc = CLI_EXIT_OK;
+        if ((active != NULL &&
+             ms_registry_version_set_state(reg, component, active, "rolled-back") != MS_OK) ||
+            ms_registry_version_set_state(reg, component, previous, "active") != MS_OK) {
+            cli_error("rolled back, but recording the version states failed: %s", ms_last_error());
+            rc = CLI_EXIT_FAILURE;
+        }
+        if (!json_mode) {
+            promote_report_print(rep, stdout);
+            printf("rolled %s back to %s on %zu host%s (%lld ms)\n", component, previous,
+                   rep->nhosts, rep->nhosts == 1 ? "" : "s", (long long)rep->total_ms);
+        }
+    } else {
+        outcome = failure_outcome(s, rep);
+        if (!json_mode && rep->nhosts > 0)
+            promote_report_print(rep, stdout);
+        fflush(stdout);
+        print_failure("rollback", "rolled back", component, previous, s, rep);
+    }
+record:
+    if (ms_registry_deployment_update(reg, dep_id, "rollback", outcome, detail) != MS_OK) {
+        cli_error("recording the deployment: %s", ms_last_error());
+        rc = CLI_EXIT_FAILURE;
+    }
+    (void)ms_registry_audit(reg, holder, "rollback", component, outcome, detail);
+    if (json_mode) {
+        json_t *o = json_pack("{s:s, s:I, s:s?, s:s, s:s, s:O*}", "component", component,
+                              "deployment", (json_int_t)dep_id, "from", active, "to", previous,
+                              "outcome", outcome, "report", detail);
+        cli_print_json(o, true);
+        json_decref(o);
+    }
+cleanup:
+    if (locked && ms_registry_deploy_unlock(reg, component, holder) != MS_OK) {
+        cli_error("releasing the deploy lock: %s", ms_last_error());
+        rc = CLI_EXIT_FAILURE;
+    }
+    ms_bus_destroy(bus);
+    free(rep);
+    free(active);
+    free(previous);
+    json_decref(detail);
+    json_decref(rows);
+    ms_registry_close(reg);
+    return rc;
+}
+
+static const cli_option rollback_options[] = {
+    {"root", 'C', "DIR", false, "the project root (default: found from the current directory)"},
+    {"nats", 's', "URL", false, "the NATS server the hosts run on (default $NATS_URL)"},
+    {"prepare-timeout", 0, "MS", false, "how long every host has to prepare (default 15000)"},
+    {"json", 0, NULL, false, "print the outcome and the per-host report as JSON"},
+    {NULL, 0, NULL, false, NULL},
+};
+
+const cli_verb cli_verb_rollback = {
+    .name = "rollback",
+    .usage = "COMPONENT [--nats URL] [--prepare-timeout MS] [--json]",
+    .summary = "switch every host back to the previous version (no test run)",
+    .description = "Takes the component's deploy lock and switches every host that runs COMPONENT\n"
+                   "back to the version in state previous (the one the last promotion replaced),\n"
+                   "by the same all-or-nothing path as a promotion, without running tests. On\n"
+                   "success the active version becomes rolled-back and the previous one active.\n"
+                   "The rollback is recorded as a deployment (step rollback). With no previous\n"
+                   "version the versions that exist are named and the exit code is 1.\n",
+    .options = rollback_options,
+    .min_positional = 1,
+    .max_positional = 1,
+    .examples = "  mstack rollback user-service\n"
+                "  mstack rollback user-service --nats nats://10.0.0.5:4222 --json\n",
+    .run = run_rollback,
+};
+
+/* ---- history ------------------------------------------------------------------ */
+
+/* Why a deployment did not go through ("" when it did). */
+static void reason_of(const json_t *dep, char *out, size_t cap)
+{
+    const json_t *res = json_object_get(json_object_get(dep, "detail"), "result");
+    const json_t *failures = json_object_get(res, "failures"), *fl;
+    const char *err = json_string_value(json_object_get(res, "error"));
+    const char *host = json_string_value(json_object_get(res, "failed_host"));
+    size_t i, n = 0;
+
+    out[0] = '\0';
+    if (json_array_size(failures) > 0) {
+        n = (size_t)snprintf(out, cap, "failing:");
+        json_array_foreach(failures, i, fl)
+        {
+            int k =
+                snprintf(out + n, cap - n, " %s", json_string_value(json_object_get(fl, "test")));
+            if (k < 0 || (size_t)k >= cap - n)
+                break;
+            n += (size_t)k;
+        }
+    } else if (err != NULL && err[0] != '\0') {
+        if (host != NULL && host[0] != '\0')
+            snprintf(out, cap, "at %s: %s", host, err);
+        else
+            snprintf(out, cap, "%s", err);
+    }
+}
+
+static void steps_of(const json_t *dep, char *out, size_t cap)
+{
+    const json_t *steps = json_object_get(json_object_get(dep, "detail"), "steps"), *st;
+    size_t i, n = 0;
+
+    out[0] = '\0';
+    json_array_foreach(steps, i, st)
+    {
+        int k = snprintf(out + n, cap - n, "%s%s:%s", i ? " " : "",
+                         json_string_value(json_object_get(st, "step")),
+                         json_string_value(json_object_get(st, "outcome")));
+        if (k < 0 || (size_t)k >= cap - n)
+            break;
+        n += (size_t)k;
+    }
+}
+
+static int run_history(const cli_verb *verb, const cli_args *a)
+{
+    static const char *const headers[] = {"ID", "TIME", "FROM", "TO", "OUTCOME", "STEPS", "REASON"};
+    const char *component = a->positional[0];
+    char root[4096];
+    ms_registry *reg = NULL;
+    json_t *list = NULL, *dep;
+    cli_table t = {0};
+    int limit = 0, rc;
+    size_t i;
+
+    if ((rc = cli_check_name(verb, "component", component, true)) != CLI_EXIT_OK ||
+        (rc = cli_opt_int(a, "limit", 50, 1, 100000, &limit)) != CLI_EXIT_OK ||
+        (rc = cli_project_root(a, root, sizeof root)) != CLI_EXIT_OK)
+        return rc;
+    if ((rc = cli_open_registry(root, &reg)) != CLI_EXIT_OK)
+        return rc;
+    if (ms_registry_deployments(reg, component, 0, (size_t)limit, &list) != MS_OK) {
+        cli_error("%s", ms_last_error());
+        rc = CLI_EXIT_FAILURE;
+        goto cleanup;
+    }
+    if (cli_flag(a, "json")) {
+        cli_print_json(list, true);
+        goto cleanup;
+    }
+    if (json_array_size(list) == 0) {
+        printf("no deployments of %s yet (mstack deploy %s VERSION)\n", component, component);
+        goto cleanup;
+    }
+    if ((rc = cli_table_init(&t, 7, headers)) != CLI_EXIT_OK)
+        goto cleanup;
+    json_array_foreach(list, i, dep)
+    {
+        char id[24], steps[512], reason[700];
+        const char *cells[7];
+        const char *from = json_string_value(json_object_get(dep, "from_version"));
+
+        snprintf(id, sizeof id, "%lld", (long long)json_integer_value(json_object_get(dep, "id")));
+        steps_of(dep, steps, sizeof steps);
+        reason_of(dep, reason, sizeof reason);
+        cells[0] = id;
+        cells[1] = json_string_value(json_object_get(dep, "time"));
+        cells[2] = from != NULL ? from : "-";
+        cells[3] = json_string_value(json_object_get(dep, "to_version"));
+        cells[4] = json_string_value(json_object_get(dep, "state"));
+        cells[5] = steps;
+        cells[6] = reason;
+        if ((rc = cli_table_add(&t, cells)) != CLI_EXIT_OK)
+            goto cleanup;
+    }
+    cli_table_print(&t, stdout);
+cleanup:
+    cli_table_reset(&t);
+    json_decref(list);
+    ms_registry_close(reg);
+    return rc;
+}
+
+static const cli_option history_options[] = {
+    {"root", 'C', "DIR", false, "the project root (default: found from the current directory)"},
+    {"limit", 'n', "N", false, "show at most N deployments (default 50)"},
+    {"json", 0, NULL, false, "print the deployment records as JSON"},
+    {NULL, 0, NULL, false, NULL},
+};
+
+const cli_verb cli_verb_history = {
+    .name = "history",
+    .usage = "COMPONENT [--limit N] [--json]",
+    .summary = "the deployments and rollbacks of a component, newest first",
+    .description =
+        "Lists every deployment of COMPONENT recorded in the registry, newest first:\n"
+        "from which version to which, its outcome (the last step's: ready, rejected,\n"
+        "promoted, no-hosts, failed, rolled-back, error), each step with its outcome, and\n"
+        "why it did not go through (the failing tests, or the host and its error).\n",
+    .options = history_options,
+    .min_positional = 1,
+    .max_positional = 1,
+    .examples = "  mstack history user-service\n"
+                "  mstack history user-service --limit 5 --json\n",
+    .run = run_history,
+};
