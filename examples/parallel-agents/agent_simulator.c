@@ -80,7 +80,7 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     if (mkdtemp(root) == NULL ||
-        sim_component_write(root, name, NULL, autonomous, work_ms, dir, sizeof dir) != 0) {
+        sim_component_write(root, name, NULL, autonomous, work_ms, NULL, dir, sizeof dir) != 0) {
         perror("agent-simulator: writing the component");
         return 1;
     }

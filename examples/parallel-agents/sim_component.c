@@ -27,9 +27,9 @@ static int write_text(const char *path, const char *text)
 }
 
 int sim_component_write(const char *root, const char *name, const char *iface, bool autonomous,
-                        int work_ms, char *dir, size_t cap)
+                        int work_ms, const char *action, char *dir, size_t cap)
 {
-    char path[4200], text[4096], match[256];
+    char path[4200], text[8192], match[256], argv[4200];
 
     snprintf(path, sizeof path, "%s/components", root);
     if (make_dir(root) != 0 || make_dir(path) != 0)
@@ -53,6 +53,10 @@ int sim_component_write(const char *root, const char *name, const char *iface, b
         snprintf(match, sizeof match, ", \"interface\": \"%s\"", iface);
     else
         match[0] = '\0';
+    if (action != NULL)
+        snprintf(argv, sizeof argv, "\"%s\", \"%d\"", action, work_ms);
+    else
+        snprintf(argv, sizeof argv, "\"sleep\", \"%d.%03d\"", work_ms / 1000, work_ms % 1000);
     snprintf(path, sizeof path, "%s/context/agent-config.json", dir);
     snprintf(text, sizeof text,
              "{\n"
@@ -69,10 +73,9 @@ int sim_component_write(const char *root, const char *name, const char *iface, b
              "     \"reason\": \"every dependency update is worth a rebuild in this simulation\"}\n"
              "  ],\n"
              "  \"actions\": {\n"
-             "    \"change\": {\"argv\": [\"sleep\", \"%d.%03d\"], \"timeout_s\": %d}\n"
+             "    \"change\": {\"argv\": [%s], \"timeout_s\": %d}\n"
              "  }\n"
              "}\n",
-             name, autonomous ? "major" : "observe", match, work_ms / 1000, work_ms % 1000,
-             work_ms / 1000 + 60);
+             name, autonomous ? "major" : "observe", match, argv, work_ms / 1000 + 60);
     return write_text(path, text);
 }

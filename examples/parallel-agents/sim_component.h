@@ -16,6 +16,6 @@
  * (work_ms, the agent's simulated work: started from argv like any action). dir (cap bytes) gets
  * the component directory. 0 on success, -1 with errno set. */
 int sim_component_write(const char *root, const char *name, const char *iface, bool autonomous,
-                        int work_ms, char *dir, size_t cap);
+                        int work_ms, const char *action, char *dir, size_t cap);
 
 #endif
