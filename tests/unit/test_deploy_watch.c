@@ -15,8 +15,8 @@
 static json_t *stats(const char *name, const char *id, int requests, int errors)
 {
     return json_pack("{s:s, s:s, s:s, s:[{s:s, s:i, s:i}]}", "type",
-                     "io.nats.micro.v1.stats_response", "name", name, "id", id, "endpoints",
-                     "name", "echo", "num_requests", requests, "num_errors", errors);
+                     "io.nats.micro.v1.stats_response", "name", name, "id", id, "endpoints", "name",
+                     "echo", "num_requests", requests, "num_errors", errors);
 }
 
 static json_t *health_of(const char *component, const char *instance, const char *state,
@@ -154,9 +154,11 @@ static void bad_input_is_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(healthy_within_threshold), cmocka_unit_test(error_rate_above_threshold),
+        cmocka_unit_test(healthy_within_threshold),
+        cmocka_unit_test(error_rate_above_threshold),
         cmocka_unit_test(too_few_requests_say_nothing),
-        cmocka_unit_test(restarted_and_new_instances), cmocka_unit_test(unhealthy_instance_wins),
+        cmocka_unit_test(restarted_and_new_instances),
+        cmocka_unit_test(unhealthy_instance_wins),
         cmocka_unit_test(bad_input_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
