@@ -506,13 +506,16 @@ static int run_deploy(const cli_verb *verb, const cli_args *a)
     char *command = NULL;
     bool locked = false, tmp_made = false;
     int64_t dep_id = 0;
-    int timeout = 0, prepare = 0, rc;
+    int timeout = 0, prepare = 0, watch = 0, rc;
     size_t i, bad = 0;
     const char *outcome = "error";
 
     if ((rc = cli_check_name(verb, "component", component, true)) != CLI_EXIT_OK ||
         (rc = cli_opt_int(a, "timeout", 60000, 100, 3600000, &timeout)) != CLI_EXIT_OK ||
         (rc = cli_opt_int(a, "prepare-timeout", 15000, 100, 600000, &prepare)) != CLI_EXIT_OK ||
+        (rc = cli_opt_int(a, "watch", 10000, 0, 3600000, &watch)) != CLI_EXIT_OK ||
+        (rc = cli_opt_int(a, "max-error-rate-increase", 5, 0, 100, &watch)) != CLI_EXIT_OK ||
+        (rc = cli_opt_int(a, "min-requests", 20, 1, 100000000, &watch)) != CLI_EXIT_OK ||
         (rc = cli_project_root(a, root, sizeof root)) != CLI_EXIT_OK)
         return rc;
     if ((rc = cli_open_registry(root, &reg)) != CLI_EXIT_OK)
@@ -688,6 +691,12 @@ static const cli_option deploy_options[] = {
     {"nats", 's', "URL", false, "the NATS server the hosts run on (default $NATS_URL)"},
     {"no-promote", 0, NULL, false, "stop after the comparison (ready to promote)"},
     {"prepare-timeout", 0, "MS", false, "how long every host has to prepare (default 15000)"},
+    {"watch", 0, "MS", false,
+     "after the promotion, watch error rate and health this long (default 10000; 0: no watch)"},
+    {"max-error-rate-increase", 0, "POINTS", false,
+     "roll back when the error rate exceeds the previous version's by more (default 5)"},
+    {"min-requests", 0, "N", false,
+     "judge the error rate only after N requests in the window (default 20)"},
     {"json", 0, NULL, false, "print the outcome, the comparison and the promotion as JSON"},
     {NULL, 0, NULL, false, NULL},
 };
@@ -695,7 +704,7 @@ static const cli_option deploy_options[] = {
 const cli_verb cli_verb_deploy = {
     .name = "deploy",
     .usage = "COMPONENT VERSION [--nats URL] [--no-promote] [--prepare-timeout MS] [--timeout MS] "
-             "[--json]",
+             "[--watch MS] [--max-error-rate-increase POINTS] [--min-requests N] [--json]",
     .summary = "test a recorded version against the active one, then promote it",
     .description =
         "Takes the component's deploy lock, then runs the Testable suite (run_tests) and\n"
@@ -708,6 +717,12 @@ const cli_verb cli_verb_deploy = {
         "VERSION becomes active and the version it replaced previous (mstack rollback\n"
         "returns to it). When a host cannot take it, or no host runs COMPONENT, VERSION\n"
         "goes back to state candidate, the reason is printed and the exit code is 1.\n"
+        "After the promotion VERSION is watched for --watch MS: its error rate\n"
+        "(num_errors/num_requests of $SRV.STATS in the window) against the previous\n"
+        "version's, and the health of every instance. An unhealthy instance, or a rate\n"
+        "above the previous + --max-error-rate-increase points over at least\n"
+        "--min-requests requests, rolls back at once (VERSION rolled-back, the failed\n"
+        "check and its value recorded, exit 1); otherwise VERSION is permanent.\n"
         "--no-promote stops after the comparison (state testing). Every step is stored\n"
         "in the deployment record of the registry (mstack history). A deploy lock left\n"
         "by a process of this host that no longer exists is released with a warning.\n",

@@ -28,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <mainstack/deploy.h>
 
@@ -206,6 +208,187 @@ static void print_failure(const char *what, const char *done, const char *compon
                                : "");
 }
 
+/* ---- the watch window ------------------------------------------------------- */
+
+/* One sample: every answer to subject within timeout_ms as a JSON array (a
+ * new reference; empty when nobody answered, NULL when asking failed). */
+static json_t *sample(ms_bus *bus, const char *subject, int timeout_ms)
+{
+    const char *subjects[1] = {subject};
+    ms_message **replies = NULL;
+    size_t n = 0;
+    json_t *list;
+
+    if (cli_gather(bus, subjects, 1, NULL, 0, timeout_ms, 0, &replies, &n) != MS_OK)
+        return NULL;
+    list = json_array();
+    for (size_t i = 0; list != NULL && i < n; i++) {
+        json_t *v = NULL;
+        if (ms_message_header(replies[i], "Nats-Service-Error") != NULL ||
+            ms_message_json(replies[i], &v) != MS_OK)
+            continue;
+        if (json_array_append_new(list, v) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    cli_gather_free(replies, n);
+    return list;
+}
+
+static json_t *sample_stats(ms_bus *bus, const char *component)
+{
+    char subject[MS_SUBJECT_MAX + 1];
+    snprintf(subject, sizeof subject, "$SRV.STATS.%s", component);
+    return sample(bus, subject, 300);
+}
+
+static json_t *sample_health(ms_bus *bus, const char *component)
+{
+    char subject[MS_SUBJECT_MAX + 1];
+    snprintf(subject, sizeof subject, "mainstack.health.%s.get", component);
+    return sample(bus, subject, 300);
+}
+
+static json_t *verdict_json(const ms_watch_verdict *v, int window_ms, int64_t watched_ms)
+{
+    return json_pack("{s:s, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:i, s:I, s:s}", "check",
+                     v->check[0] ? v->check : "none", "value", v->value, "threshold", v->threshold,
+                     "previous_rate", v->previous_rate, "previous_requests",
+                     (json_int_t)v->previous_requests, "previous_errors",
+                     (json_int_t)v->previous_errors, "requests", (json_int_t)v->requests, "errors",
+                     (json_int_t)v->errors, "window_ms", window_ms, "watched_ms",
+                     (json_int_t)watched_ms, "detail", v->detail);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* After a promotion of version (active: the version it replaced, now
+ * previous): watch for window_ms; on a degraded verdict roll back to
+ * active at once. Records the step "watch" (permanent, rolled-back,
+ * degraded when there is nothing to roll back to, or error). */
+static int watch_step(ms_registry *reg, ms_bus *bus, const char *root, const char *component,
+                      const char *version, const char *active, const json_t *previous,
+                      int window_ms, const ms_watch_limits *lim, int64_t dep_id, bool json_mode,
+                      json_t **result)
+{
+    ms_watch_verdict v;
+    json_t *start = NULL, *now = NULL, *health = NULL, *detail = NULL;
+    const char *outcome = "error";
+    int64_t t0 = now_ms(), watched = 0;
+    int rc = CLI_EXIT_FAILURE;
+
+    memset(&v, 0, sizeof v);
+    if (!json_mode) {
+        printf("watching %s %s for %d ms (error rate at most the previous + %.1f points over "
+               "at least %llu requests, every instance healthy)\n",
+               component, version, window_ms, lim->max_error_rate_increase,
+               (unsigned long long)lim->min_requests);
+        fflush(stdout);
+    }
+    start = sample_stats(bus, component);
+    if (start == NULL) {
+        cli_error("watching %s: asking $SRV.STATS failed: %s", component, ms_last_error());
+        goto record;
+    }
+    for (;;) {
+        int64_t left = window_ms - (now_ms() - t0);
+        if (left > 0)
+            usleep((useconds_t)(left < 500 ? left : 500) * 1000);
+        json_decref(now);
+        json_decref(health);
+        now = sample_stats(bus, component);
+        health = sample_health(bus, component);
+        watched = now_ms() - t0;
+        if (now == NULL || health == NULL) {
+            cli_error("watching %s: sampling failed: %s", component, ms_last_error());
+            goto record;
+        }
+        if (ms_watch_judge(component, previous, start, now, health, lim, &v) != MS_OK) {
+            cli_error("watching %s: %s", component, ms_last_error());
+            goto record;
+        }
+        if (v.degraded || watched >= window_ms)
+            break;
+    }
+    detail = verdict_json(&v, window_ms, watched);
+    if (!v.degraded) {
+        outcome = "permanent";
+        rc = CLI_EXIT_OK;
+        if (!json_mode)
+            printf("%s %s is permanent after %lld ms: %s\n", component, version, (long long)watched,
+                   v.detail);
+        goto record;
+    }
+    if (!json_mode) {
+        printf("watch check %s failed after %lld ms: %s (value %.1f, threshold %.1f)\n", v.check,
+               (long long)watched, v.detail, v.value, v.threshold);
+        fflush(stdout);
+    }
+    if (active == NULL) {
+        outcome = "degraded";
+        cli_error("%s %s is degraded (%s) but no previous version exists to roll back to",
+                  component, version, v.detail);
+        goto record;
+    }
+    {
+        char art[4096], cur[4096];
+        ms_promote_options po;
+        ms_promote_report *rep = calloc(1, sizeof *rep);
+        ms_status s;
+
+        if (rep == NULL ||
+            ms_deploy_artifact_path(root, component, active, art, sizeof art) != MS_OK ||
+            ms_deploy_artifact_path(root, component, version, cur, sizeof cur) != MS_OK) {
+            cli_error("cannot roll back: %s", rep == NULL ? "out of memory" : ms_last_error());
+            free(rep);
+            goto record;
+        }
+        ms_promote_options_init(&po);
+        po.previous_artifact = cur;
+        s = ms_deploy_rollback(bus, component, active, art, &po, rep);
+        json_object_set_new(detail, "rollback", promote_report_json(rep));
+        if (s == MS_OK) {
+            outcome = "rolled-back";
+            if (ms_registry_version_set_state(reg, component, version, "rolled-back") != MS_OK ||
+                ms_registry_version_set_state(reg, component, active, "active") != MS_OK)
+                cli_error("rolled back, but recording the version states failed: %s",
+                          ms_last_error());
+            if (!json_mode) {
+                promote_report_print(rep, stdout);
+                printf("rolled %s back to %s on %zu host%s: check %s failed\n", component, active,
+                       rep->nhosts, rep->nhosts == 1 ? "" : "s", v.check);
+            }
+            cli_error("%s %s was rolled back to %s: check %s failed: %s", component, version,
+                      active, v.check, v.detail);
+        } else {
+            outcome = failure_outcome(s, rep);
+            if (!json_mode && rep->nhosts > 0)
+                promote_report_print(rep, stdout);
+            fflush(stdout);
+            print_failure("rollback", "rolled back", component, active, s, rep);
+        }
+        free(rep);
+    }
+record:
+    if (detail == NULL)
+        detail = json_pack("{s:s}", "error", ms_last_error());
+    if (ms_registry_deployment_update(reg, dep_id, "watch", outcome, detail) != MS_OK) {
+        cli_error("recording the deployment: %s", ms_last_error());
+        rc = CLI_EXIT_FAILURE;
+    }
+    *result = json_pack("{s:s, s:o*}", "outcome", outcome, "report", detail);
+    json_decref(start);
+    json_decref(now);
+    json_decref(health);
+    return rc;
+}
+
 int cli_deploy_promote_step(ms_registry *reg, const cli_args *a, const char *root,
                             const char *component, const char *version, const char *active,
                             int64_t dep_id, bool json_mode, json_t **result)
@@ -214,12 +397,20 @@ int cli_deploy_promote_step(ms_registry *reg, const cli_args *a, const char *roo
     ms_promote_options po;
     ms_promote_report *rep = NULL;
     ms_bus *bus = NULL;
-    json_t *detail = NULL;
+    json_t *detail = NULL, *previous = NULL, *watch = NULL;
+    ms_watch_limits lim;
     const char *outcome = "error";
-    int rc;
+    int rc, window = 0, increase = 0, min_req = 0;
     ms_status s;
 
     *result = NULL;
+    ms_watch_limits_init(&lim);
+    /* checked by run_deploy before the tests */
+    (void)cli_opt_int(a, "watch", 10000, 0, 3600000, &window);
+    (void)cli_opt_int(a, "max-error-rate-increase", 5, 0, 100, &increase);
+    (void)cli_opt_int(a, "min-requests", 20, 1, 100000000, &min_req);
+    lim.max_error_rate_increase = increase;
+    lim.min_requests = (uint64_t)min_req;
     if (ms_deploy_artifact_path(root, component, version, art, sizeof art) != MS_OK ||
         (active != NULL &&
          ms_deploy_artifact_path(root, component, active, prev_art, sizeof prev_art) != MS_OK)) {
@@ -247,6 +438,8 @@ int cli_deploy_promote_step(ms_registry *reg, const cli_args *a, const char *roo
         printf("promoting %s %s on every host that runs it\n", component, version);
         fflush(stdout);
     }
+    if (window > 0)
+        previous = sample_stats(bus, component); /* the baseline: the version still active */
     s = ms_deploy_promote(bus, component, version, art, &po, rep);
     detail = promote_report_json(rep);
     if (s == MS_OK) {
@@ -260,6 +453,7 @@ int cli_deploy_promote_step(ms_registry *reg, const cli_args *a, const char *roo
             printf("promoted %s %s on %zu host%s (%lld ms)%s%s%s\n", component, version,
                    rep->nhosts, rep->nhosts == 1 ? "" : "s", (long long)rep->total_ms,
                    active ? ": " : "", active ? active : "", active ? " is previous" : "");
+            fflush(stdout);
         }
     } else {
         outcome = failure_outcome(s, rep);
@@ -280,7 +474,14 @@ record:
         cli_error("recording the deployment: %s", ms_last_error());
         rc = CLI_EXIT_FAILURE;
     }
-    *result = json_pack("{s:s, s:o*}", "outcome", outcome, "report", detail);
+    if (strcmp(outcome, "promoted") == 0 && rc == CLI_EXIT_OK && window > 0) {
+        rc = watch_step(reg, bus, root, component, version, active, previous, window, &lim, dep_id,
+                        json_mode, &watch);
+        if (watch != NULL)
+            outcome = json_string_value(json_object_get(watch, "outcome"));
+    }
+    *result = json_pack("{s:s, s:o*, s:o*}", "outcome", outcome, "report", detail, "watch", watch);
+    json_decref(previous);
     ms_bus_destroy(bus);
     free(rep);
     return rc;

@@ -30,6 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "mainstack/bus.h"
 #include "mainstack/registry.h"
 #include "mainstack/runtime.h"
@@ -160,6 +162,53 @@ ms_status ms_deploy_promote(ms_bus *bus, const char *component, const char *vers
 ms_status ms_deploy_rollback(ms_bus *bus, const char *component, const char *previous_version,
                              const char *previous_artifact, const ms_promote_options *o,
                              ms_promote_report *out);
+
+/* --- the watch window after a promotion ----------------------------------- */
+
+/* When a promoted version counts as degraded (docs/deploy.md, "Watch"). */
+typedef struct ms_watch_limits {
+    /* Degraded when the new version's error rate exceeds the previous
+     * version's by more than this many percentage points; default 5. */
+    double max_error_rate_increase;
+    /* ...and only once the new version handled at least this many requests
+     * in the window (fewer say nothing); default 20. */
+    uint64_t min_requests;
+} ms_watch_limits;
+
+void ms_watch_limits_init(ms_watch_limits *l);
+
+typedef struct ms_watch_verdict {
+    bool degraded;
+    char check[16];                /* "health", "error_rate" or "" (not degraded) */
+    double value;                  /* error_rate: the new rate in %; health: unhealthy count */
+    double threshold;              /* error_rate: previous rate + increase; health: 0 */
+    double previous_rate;          /* the previous version's error rate in % */
+    uint64_t previous_requests;    /* its num_requests, summed over its instances */
+    uint64_t previous_errors;      /* its num_errors */
+    uint64_t requests, errors;     /* the new version's, in the window */
+    char detail[256];              /* one sentence; the unhealthy instance when health */
+} ms_watch_verdict;
+
+/*
+ * The decision of the watch window, pure (no I/O): previous, start and now
+ * are JSON arrays of $SRV.STATS responses (io.nats.micro.v1.stats_response
+ * objects); only those whose "name" is component count, each summed over
+ * its endpoints' num_requests and num_errors. previous: the instances of
+ * the version that was active, sampled just before the switch (its
+ * cumulative rate is the baseline). start: sampled just after the switch;
+ * now: the latest sample. The new version's counts are now minus start per
+ * instance id (an id absent from start, or whose counters went backwards
+ * after a restart, counts in full). health (may be NULL): an array of
+ * instance statuses as mainstack.health.<component>.get answers; any of
+ * component whose state is not running or whose status is neither healthy
+ * nor degraded makes the verdict degraded on check "health", which is
+ * judged before the error rate. l may be NULL (defaults).
+ * Returns MS_OK with *out filled; MS_ERR_INVALID_ARG (component or out
+ * NULL, or an argument that is not an array).
+ */
+ms_status ms_watch_judge(const char *component, const json_t *previous, const json_t *start,
+                         const json_t *now, const json_t *health, const ms_watch_limits *l,
+                         ms_watch_verdict *out);
 
 /* The sha256 of a file's content as 64 lowercase hex digits. MS_ERR_IO,
  * MS_ERR_INVALID_ARG. */

@@ -9,6 +9,8 @@
  * registry API, as the promotion step would.
  */
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -593,7 +595,8 @@ static void deploy_promotes_then_rollback_and_history(void **state)
     assert_serves(&h, "1.1.0");
 
     /* deploy: tested, compared, promoted on the one host */
-    assert_int_equal(mstack(f, "deploy swapver 1.2.0 --nats %s", ms_nats_server_url(h.srv)), 0);
+    assert_int_equal(
+        mstack(f, "deploy swapver 1.2.0 --watch 0 --nats %s", ms_nats_server_url(h.srv)), 0);
     has(f->out, "passed every test");
     has(f->out, "HOST    INSTANCES  FROM   TO     SERVING  RESULT");
     has(f->out, "host-a  1          1.1.0  1.2.0  1.2.0    switched");
@@ -762,6 +765,154 @@ static void deploy_fails_when_a_host_cannot_prepare(void **state)
     host_stop(&h);
 }
 
+/* ---- the watch window: light request traffic while mstack deploy watches -- */
+
+typedef struct traffic {
+    const char *url;
+    atomic_bool stop;
+    atomic_int sent;
+    pthread_t thread;
+} traffic;
+
+/* Its own connection: one echo request every 20 ms until told to stop
+ * (answers and errors alike: the runtime counts them). */
+static void *traffic_main(void *arg)
+{
+    traffic *t = arg;
+    ms_bus *bus = NULL;
+
+    if (ms_bus_connect_url(t->url, &bus) != MS_OK)
+        return NULL;
+    while (!atomic_load(&t->stop)) {
+        ms_message *reply = NULL;
+        (void)ms_bus_request(bus, "component.swapver.echo", "ping", 4, 500, &reply);
+        ms_message_unref(reply);
+        atomic_fetch_add(&t->sent, 1);
+        usleep(20 * 1000);
+    }
+    ms_bus_destroy(bus);
+    return NULL;
+}
+
+static void traffic_start(traffic *t, const char *url)
+{
+    t->url = url;
+    atomic_init(&t->stop, false);
+    atomic_init(&t->sent, 0);
+    assert_int_equal(pthread_create(&t->thread, NULL, traffic_main, t), 0);
+}
+
+static void traffic_stop(traffic *t)
+{
+    atomic_store(&t->stop, true);
+    assert_int_equal(pthread_join(t->thread, NULL), 0);
+    assert_true(atomic_load(&t->sent) > 0);
+}
+
+/* The watch step of the newest deployment: its outcome, detail in *detail
+ * (borrowed from dep). */
+static const char *watch_step_of(const json_t *dep, const json_t **detail)
+{
+    const json_t *steps = json_object_get(json_object_get(dep, "detail"), "steps");
+    const json_t *last = json_array_get(steps, json_array_size(steps) - 1);
+
+    assert_int_equal(json_array_size(steps), 3);
+    assert_string_equal(json_string_value(json_object_get(last, "step")), "watch");
+    *detail = json_object_get(json_object_get(dep, "detail"), "result");
+    return json_string_value(json_object_get(last, "outcome"));
+}
+
+static void deploy_watch_rolls_back_a_failing_version(void **state)
+{
+    fx *f = *state;
+    host h;
+    traffic t;
+    json_t *dep;
+    const json_t *d;
+
+    add(f, "swapver_t1");
+    add(f, "swapver_treqfail");
+    set_active(f, "1.1.0");
+    host_start(f, &h, "1.1.0", true);
+    traffic_start(&t, ms_nats_server_url(h.srv));
+    /* 1.6.0 passes its tests, then fails every live request */
+    assert_int_equal(mstack(f, "deploy swapver 1.6.0 --watch 20000 --min-requests 5 --nats %s",
+                            ms_nats_server_url(h.srv)),
+                     1);
+    traffic_stop(&t);
+    has(f->out, "passed every test");
+    has(f->out, "promoted swapver 1.6.0 on 1 host");
+    has(f->out, "watching swapver 1.6.0 for 20000 ms");
+    has(f->out, "watch check error_rate failed");
+    has(f->out, "rolled swapver back to 1.1.0 on 1 host: check error_rate failed");
+    has(f->err, "swapver 1.6.0 was rolled back to 1.1.0: check error_rate failed");
+    assert_serves(&h, "1.1.0");
+    assert_state(f, "1.6.0", "rolled-back");
+    assert_state(f, "1.1.0", "active");
+    dep = last_deployment(f);
+    assert_string_equal(json_string_value(json_object_get(dep, "state")), "rolled-back");
+    assert_string_equal(watch_step_of(dep, &d), "rolled-back");
+    assert_string_equal(json_string_value(json_object_get(d, "check")), "error_rate");
+    assert_true(json_real_value(json_object_get(d, "value")) >
+                json_real_value(json_object_get(d, "threshold")));
+    assert_true(json_integer_value(json_object_get(d, "requests")) >= 5);
+    assert_int_equal(json_integer_value(json_object_get(d, "errors")),
+                     json_integer_value(json_object_get(d, "requests")));
+    /* it stopped at the first degraded sample, well inside the window */
+    assert_true(json_integer_value(json_object_get(d, "watched_ms")) < 20000);
+    json_decref(dep);
+    assert_int_equal(mstack(f, "history swapver"), 0);
+    has(f->out, "test:ready promote:promoted watch:rolled-back");
+    assert_unlocked(f);
+    host_stop(&h);
+}
+
+static void deploy_watch_makes_a_healthy_version_permanent(void **state)
+{
+    fx *f = *state;
+    host h;
+    traffic t;
+    json_t *dep, *out;
+    const json_t *d;
+    json_error_t jerr;
+
+    add(f, "swapver_t1");
+    add(f, "swapver_t2");
+    set_active(f, "1.1.0");
+    host_start(f, &h, "1.1.0", true);
+    traffic_start(&t, ms_nats_server_url(h.srv));
+    assert_int_equal(mstack(f,
+                            "deploy swapver 1.2.0 --watch 1500 --min-requests 1 --json --nats %s",
+                            ms_nats_server_url(h.srv)),
+                     0);
+    traffic_stop(&t);
+    out = json_loads(f->out, 0, &jerr);
+    assert_non_null(out);
+    assert_string_equal(json_string_value(json_object_get(out, "outcome")), "permanent");
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_object_get(out, "promotion"), "watch"), "outcome")),
+        "permanent");
+    json_decref(out);
+    assert_serves(&h, "1.2.0");
+    assert_state(f, "1.2.0", "active");
+    assert_state(f, "1.1.0", "previous");
+    dep = last_deployment(f);
+    assert_string_equal(json_string_value(json_object_get(dep, "state")), "permanent");
+    assert_string_equal(watch_step_of(dep, &d), "permanent");
+    assert_string_equal(json_string_value(json_object_get(d, "check")), "none");
+    assert_true(json_integer_value(json_object_get(d, "requests")) > 0);
+    assert_int_equal(json_integer_value(json_object_get(d, "errors")), 0);
+    assert_true(json_integer_value(json_object_get(d, "watched_ms")) >= 1500);
+    json_decref(dep);
+    assert_unlocked(f);
+    /* bad watch options are refused before anything runs */
+    assert_int_equal(mstack(f, "deploy swapver 1.2.0 --watch -1"), 2);
+    assert_int_equal(mstack(f, "deploy swapver 1.2.0 --max-error-rate-increase 101"), 2);
+    assert_int_equal(mstack(f, "deploy swapver 1.2.0 --min-requests 0"), 2);
+    host_stop(&h);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -777,6 +928,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(deploy_promotes_then_rollback_and_history, setup, teardown),
         cmocka_unit_test_setup_teardown(deploy_with_no_host_is_not_promoted, setup, teardown),
         cmocka_unit_test_setup_teardown(deploy_fails_when_a_host_cannot_prepare, setup, teardown),
+        cmocka_unit_test_setup_teardown(deploy_watch_rolls_back_a_failing_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(deploy_watch_makes_a_healthy_version_permanent, setup,
+                                        teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);

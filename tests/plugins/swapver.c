@@ -14,8 +14,11 @@
  * echo test fail (the reply is compared against a wrong expectation, as a
  * regression would), SWAPVER_HANGTEST makes run_tests never return, and
  * SWAPVER_INITHANG makes initialize never return (a host that hangs before
- * its tests can even start).
+ * its tests can even start). SWAPVER_FAILREQ passes its tests but answers
+ * every live request with an error (a version that breaks in production:
+ * for the watch window after a promotion).
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +32,7 @@
 
 typedef struct swapver {
     ms_component_ctx *ctx;
+    bool in_tests; /* SWAPVER_FAILREQ: run_tests is calling the handler */
 } swapver;
 
 static void *swapver_create(void)
@@ -66,6 +70,11 @@ static ms_status swapver_handle(void *self, const ms_message *in, ms_message **r
                               ms_message_len(in));
     if (ms_message_reply(in) == NULL)
         return MS_OK;
+#ifdef SWAPVER_FAILREQ
+    if (!sv->in_tests)
+        return ms_ctx_error(sv->ctx, MS_ERR_INVALID_ARG,
+                            "swapver " SWAPVER_VERSION ": refuses every request");
+#endif
     n = snprintf(buf, sizeof buf, "%s:%.*s", SWAPVER_VERSION, (int)ms_message_len(in),
                  (const char *)ms_message_data(in));
     if (n < 0 || (size_t)n >= sizeof buf)
@@ -88,12 +97,13 @@ static ms_status swapver_run_tests(void *self, ms_test_report *report)
     for (;;)
         sleep(1);
 #endif
-    (void)sv;
     s = ms_message_create("component.swapver.echo", "ping", 4, &in);
     if (s == MS_OK)
         s = ms_message_set_reply(in, "_INBOX.test");
+    sv->in_tests = true;
     if (s == MS_OK)
         s = swapver_handle(self, in, &reply);
+    sv->in_tests = false;
     if (s != MS_OK || reply == NULL) {
         s = ms_test_report_add(report, "echo_reply", false, "handler returned %s, no reply",
                                ms_status_name(s));
