@@ -221,9 +221,11 @@ static int gate(mcp_request *rq, const char *component, const char *action, cons
         json_decref(ev);
     }
     out->structured =
-        json_pack("{s:s, s:s, s:s?, s:s, s:b, s:b, s:I, s:s}", "component", component, "action",
-                  action, "version", version, "outcome", "escalated", "deployed", 0, "escalated", 1,
-                  "escalation_id", (json_int_t)eid, "message", reason);
+        json_pack("{s:s, s:s, s:s, s:b, s:b, s:I, s:s}", "component", component, "action", action,
+                  "outcome", "escalated", "deployed", 0, "escalated", 1, "escalation_id",
+                  (json_int_t)eid, "message", reason);
+    if (out->structured != NULL && version != NULL)
+        json_object_set_new(out->structured, "version", json_string(version));
     if (out->structured == NULL)
         mcp_tool_fail(out, "out of memory");
     mcp_audit(rq, action, component, "escalated", out->structured);
