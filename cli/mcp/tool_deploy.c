@@ -39,7 +39,7 @@ static int list_versions(mcp_request *rq, const json_t *args, mcp_tool_out *out,
 {
     ms_registry *reg = mcp_registry(rq->srv, err);
     const char *component = mcp_tool_component(rq, args);
-    json_t *rows = NULL, *list, *row;
+    json_t *rows = NULL, *list, *row, *empty;
     size_t i;
 
     if (reg == NULL)
@@ -50,6 +50,7 @@ static int list_versions(mcp_request *rq, const json_t *args, mcp_tool_out *out,
         return mcp_tool_fail(out, "reading the versions of %s failed: %s", component,
                              ms_last_error());
     list = json_array();
+    empty = json_array();
     json_array_foreach(rows, i, row)
     {
         const json_t *hist = json_object_get(json_object_get(row, "detail"), "history");
@@ -59,9 +60,10 @@ static int list_versions(mcp_request *rq, const json_t *args, mcp_tool_out *out,
                                               json_object_get(row, "sha256"), "added_time",
                                               json_object_get(row, "added_time"), "state_time",
                                               json_object_get(row, "state_time"), "history",
-                                              json_is_array(hist) ? hist : json_array()));
+                                              json_is_array(hist) ? hist : empty));
     }
     json_decref(rows);
+    json_decref(empty);
     out->structured = json_pack("{s:s, s:o, s:I}", "component", component, "versions", list,
                                 "count", (json_int_t)json_array_size(list));
     if (out->structured == NULL)
