@@ -137,6 +137,8 @@ const char *cli_client_url(const cli_args *a);
  * do are printed and the exit code returned. *out is the caller's
  * (ms_bus_destroy). */
 int cli_connect(const cli_args *a, ms_bus **out);
+/* The same for a given URL; verb names the command in the messages. */
+int cli_connect_url(const char *url, const char *verb, ms_bus **out);
 /* Print the hint for a connection failure to url (status s). Returns the
  * exit code. */
 int cli_connection_error(const char *url, ms_status s);
@@ -217,12 +219,65 @@ void cli_deploy_holder(char *out, size_t cap);
 /* Take component's deploy lock for holder; a lock of a dead process of this
  * host is released with a warning. Prints the error; CLI_EXIT_FAILURE. */
 int cli_deploy_lock(ms_registry *reg, const char *component, const char *holder);
-/* The promotion step of mstack deploy (cmd_promote.c): promotes version
- * (active: the version it replaces, or NULL) on every host, sets the
- * version states and records step "promote" in deployment dep_id.
- * *result gets {"outcome", "report"} (the caller's). Returns the exit code. */
-int cli_deploy_promote_step(ms_registry *reg, const cli_args *a, const char *root,
-                            const char *component, const char *version, const char *active,
-                            int64_t dep_id, bool json_mode, json_t **result);
+/* What mstack deploy / mstack rollback do, as a function the verbs and the
+ * MCP server's deploy and rollback tools share. */
+typedef struct cli_deploy_request {
+    const char *root;      /* the project root */
+    const char *component; /* a valid component name */
+    const char *version;   /* deploy: the recorded version; rollback: unused */
+    const char *nats_url;  /* the NATS server the hosts run on */
+    const char *actor;     /* who asked, for the audit log (NULL: the lock holder) */
+    int timeout_ms;        /* each test suite / tests.command (deploy) */
+    int prepare_timeout_ms;
+    int watch_ms;                /* deploy: the watch window after promotion (0: none) */
+    int max_error_rate_increase; /* deploy: percentage points allowed over the previous rate */
+    int min_requests;            /* deploy: requests needed before the error rate is judged */
+    bool no_promote;             /* deploy: stop after the comparison */
+    bool quiet;                  /* nothing on stdout (errors still go to stderr) */
+} cli_deploy_request;
+
+/* The promotion step of mstack deploy (cmd_promote.c): promotes rq->version
+ * (active: the version it replaces, or NULL) on every host of the NATS
+ * server at rq->nats_url, then watches it for rq->watch_ms (rolling back on
+ * its own when it degrades), sets the version states and records steps
+ * "promote" and "watch" in deployment dep_id. quiet: nothing on stdout.
+ * *result gets {"outcome", "report", "watch"} (the caller's). Returns the
+ * exit code. */
+int cli_deploy_promote_step(ms_registry *reg, const cli_deploy_request *rq, const char *active,
+                            int64_t dep_id, bool quiet, json_t **result);
+
+/* Phases of cli_deploy_run, in order (progress reports them). */
+enum {
+    CLI_DEPLOY_LOCK = 1,
+    CLI_DEPLOY_TEST_ACTIVE,
+    CLI_DEPLOY_TEST_CANDIDATE,
+    CLI_DEPLOY_COMPARE,
+    CLI_DEPLOY_PROMOTE, /* prepare and switch on every host: once begun, it completes */
+    CLI_DEPLOY_DONE,
+    CLI_DEPLOY_PHASES = CLI_DEPLOY_DONE
+};
+
+/* Hooks of a caller that watches the work (all may be NULL). progress is
+ * called on the calling thread as each phase begins (phase of
+ * CLI_DEPLOY_PHASES); cancelled is polled between phases: true before the
+ * promotion began stops the work there (the lock is released, the
+ * candidate goes back to state candidate, the deployment is recorded
+ * "cancelled", the active version keeps serving); once the promotion began
+ * it runs to its end. */
+typedef struct cli_deploy_hooks {
+    void (*progress)(void *ud, int phase, const char *message);
+    bool (*cancelled)(void *ud);
+    void *ud;
+} cli_deploy_hooks;
+
+/* mstack deploy COMPONENT VERSION. *result (the caller's, may be left NULL
+ * on an early error) gets {"component", "deployment", "outcome", "detail",
+ * "promotion"?, "cancelled"?}; the outcome is ready, rejected, promoted,
+ * no-hosts, failed, cancelled or error. Returns the verb's exit code;
+ * errors are printed on stderr. */
+int cli_deploy_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks, json_t **result);
+/* mstack rollback COMPONENT: *result {"component", "deployment", "from",
+ * "to", "outcome", "report"}. cancelled is polled before the switch. */
+int cli_rollback_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks, json_t **result);
 
 #endif

@@ -494,30 +494,44 @@ static void remove_tree(const char *dir)
     ms_proc_result_reset(&res);
 }
 
-static int run_deploy(const cli_verb *verb, const cli_args *a)
+static void phase(const cli_deploy_hooks *h, int ph, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void phase(const cli_deploy_hooks *h, int ph, const char *fmt, ...)
 {
-    const char *component = a->positional[0], *version = a->positional[1];
-    const bool json_mode = cli_flag(a, "json"), no_promote = cli_flag(a, "no-promote");
-    char root[4096], holder[400], tmp[4200];
+    char msg[512];
+    va_list ap;
+
+    if (h == NULL || h->progress == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    h->progress(h->ud, ph, msg);
+}
+
+static bool stop_asked(const cli_deploy_hooks *h)
+{
+    return h != NULL && h->cancelled != NULL && h->cancelled(h->ud);
+}
+
+int cli_deploy_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks, json_t **result)
+{
+    const char *component = rq->component, *version = rq->version, *root = rq->root;
+    const bool quiet = rq->quiet, no_promote = rq->no_promote;
+    const int timeout = rq->timeout_ms;
+    char holder[400], tmp[4200];
     ms_registry *reg = NULL;
     json_t *cand_row = NULL, *all = NULL, *row, *rows = NULL, *failures = NULL, *detail = NULL;
     json_t *json_out = NULL;
     side act = {.label = "active"}, cand = {.label = "candidate"};
     char *command = NULL;
-    bool locked = false, tmp_made = false;
+    bool locked = false, tmp_made = false, cancelled = false;
     int64_t dep_id = 0;
-    int timeout = 0, prepare = 0, watch = 0, rc;
+    int rc;
     size_t i, bad = 0;
     const char *outcome = "error";
 
-    if ((rc = cli_check_name(verb, "component", component, true)) != CLI_EXIT_OK ||
-        (rc = cli_opt_int(a, "timeout", 60000, 100, 3600000, &timeout)) != CLI_EXIT_OK ||
-        (rc = cli_opt_int(a, "prepare-timeout", 15000, 100, 600000, &prepare)) != CLI_EXIT_OK ||
-        (rc = cli_opt_int(a, "watch", 10000, 0, 3600000, &watch)) != CLI_EXIT_OK ||
-        (rc = cli_opt_int(a, "max-error-rate-increase", 5, 0, 100, &watch)) != CLI_EXIT_OK ||
-        (rc = cli_opt_int(a, "min-requests", 20, 1, 100000000, &watch)) != CLI_EXIT_OK ||
-        (rc = cli_project_root(a, root, sizeof root)) != CLI_EXIT_OK)
-        return rc;
+    *result = NULL;
     if ((rc = cli_open_registry(root, &reg)) != CLI_EXIT_OK)
         return rc;
     rc = CLI_EXIT_FAILURE;
@@ -530,6 +544,7 @@ static int run_deploy(const cli_verb *verb, const cli_args *a)
         cli_error("%s %s is already the active version: nothing to deploy", component, version);
         goto cleanup;
     }
+    phase(hooks, CLI_DEPLOY_LOCK, "taking the deploy lock of %s", component);
     cli_deploy_holder(holder, sizeof holder);
     if (cli_deploy_lock(reg, component, holder) != CLI_EXIT_OK)
         goto cleanup;
@@ -578,7 +593,7 @@ static int run_deploy(const cli_verb *verb, const cli_args *a)
     tmp_made = true;
     command = tests_command(json_string_value(json_object_get(cand_row, "artifact_dir")), root,
                             component);
-    if (!json_mode) {
+    if (!quiet) {
         if (act.version != NULL)
             printf("testing %s %s (active) and %s (candidate), each in its own host\n", component,
                    act.version, version);
@@ -589,6 +604,9 @@ static int run_deploy(const cli_verb *verb, const cli_args *a)
         fflush(stdout);
     }
     if (act.version != NULL) {
+        if ((cancelled = stop_asked(hooks)))
+            goto cancel;
+        phase(hooks, CLI_DEPLOY_TEST_ACTIVE, "testing the active version %s", act.version);
         run_suite(&act, tmp, timeout);
         if (act.failure[0] == '\0' && command != NULL)
             run_command(&act, root, command, timeout);
@@ -601,19 +619,25 @@ static int run_deploy(const cli_verb *verb, const cli_args *a)
             goto record;
         }
     }
+    if ((cancelled = stop_asked(hooks)))
+        goto cancel;
+    phase(hooks, CLI_DEPLOY_TEST_CANDIDATE, "testing the candidate %s", version);
     run_suite(&cand, tmp, timeout);
     if (cand.failure[0] == '\0' && command != NULL)
         run_command(&cand, root, command, timeout);
+    if ((cancelled = stop_asked(hooks)))
+        goto cancel;
+    phase(hooks, CLI_DEPLOY_COMPARE, "comparing %s with %s", version,
+          act.version ? act.version : "(no active version)");
     bad = compare(&act, &cand, rows, failures);
     outcome = bad > 0 ? "rejected" : "ready";
     detail = json_pack("{s:s?, s:s, s:O, s:O, s:s?}", "active", act.version, "candidate", version,
                        "table", rows, "failures", failures, "tests_command", command);
     if (bad > 0)
         (void)ms_registry_version_set_state(reg, component, version, "rejected");
-    if (json_mode) {
-        json_out = json_pack("{s:s, s:I, s:s, s:O}", "component", component, "deployment",
-                             (json_int_t)dep_id, "outcome", outcome, "detail", detail);
-    } else {
+    json_out = json_pack("{s:s, s:I, s:s, s:O}", "component", component, "deployment",
+                         (json_int_t)dep_id, "outcome", outcome, "detail", detail);
+    if (!quiet) {
         print_table(rows);
         if (bad > 0) {
             json_t *f;
@@ -633,19 +657,41 @@ static int run_deploy(const cli_verb *verb, const cli_args *a)
         }
     }
     rc = bad > 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+    if (rc == CLI_EXIT_OK && !no_promote)
+        cancelled = stop_asked(hooks);
+cancel:
+    if (cancelled) {
+        /* stopped before the promotion: nothing was switched, the active
+         * version keeps serving; the candidate is untested or unpromoted */
+        outcome = "cancelled";
+        rc = CLI_EXIT_FAILURE;
+        (void)ms_registry_version_set_state(reg, component, version, "candidate");
+        json_decref(detail);
+        detail = json_pack("{s:s?, s:s, s:s}", "active", act.version, "candidate", version, "error",
+                           "cancelled before the promotion: nothing was switched");
+        json_decref(json_out);
+        json_out =
+            json_pack("{s:s, s:I, s:s, s:O, s:b}", "component", component, "deployment",
+                      (json_int_t)dep_id, "outcome", outcome, "detail", detail, "cancelled", 1);
+    }
 record:
     if (ms_registry_deployment_update(reg, dep_id, "test", outcome, detail) != MS_OK) {
         cli_error("recording the deployment: %s", ms_last_error());
         rc = CLI_EXIT_FAILURE;
     }
-    (void)ms_registry_audit(reg, holder, "deploy", component, outcome, detail);
-    if (rc == CLI_EXIT_OK && bad == 0 && !no_promote) {
+    (void)ms_registry_audit(reg, rq->actor ? rq->actor : holder, "deploy", component, outcome,
+                            detail);
+    if (json_out == NULL && detail != NULL)
+        json_out = json_pack("{s:s, s:I, s:s, s:O}", "component", component, "deployment",
+                             (json_int_t)dep_id, "outcome", outcome, "detail", detail);
+    if (rc == CLI_EXIT_OK && bad == 0 && !no_promote && !cancelled) {
         json_t *promotion = NULL;
-        rc = cli_deploy_promote_step(reg, a, root, component, version, act.version, dep_id,
-                                     json_mode, &promotion);
+        phase(hooks, CLI_DEPLOY_PROMOTE, "promoting %s %s: prepare and switch on every host",
+              component, version);
+        rc = cli_deploy_promote_step(reg, rq, act.version, dep_id, quiet, &promotion);
         if (promotion != NULL) {
             const char *po = json_string_value(json_object_get(promotion, "outcome"));
-            (void)ms_registry_audit(reg, holder, "promote", component, po,
+            (void)ms_registry_audit(reg, rq->actor ? rq->actor : holder, "promote", component, po,
                                     json_object_get(promotion, "report"));
             if (json_out != NULL) {
                 json_object_set_new(json_out, "outcome", json_string(po));
@@ -654,8 +700,10 @@ record:
             json_decref(promotion);
         }
     }
-    if (json_out != NULL)
-        cli_print_json(json_out, true);
+    phase(hooks, CLI_DEPLOY_DONE, "deployment %lld: %s", (long long)dep_id,
+          json_out != NULL ? json_string_value(json_object_get(json_out, "outcome")) : outcome);
+    *result = json_out;
+    json_out = NULL;
 cleanup:
     if (rc != CLI_EXIT_OK && dep_id > 0 && strcmp(outcome, "error") == 0 && detail == NULL) {
         /* failed before anything was compared: the candidate is untested */
@@ -680,6 +728,36 @@ cleanup:
     json_decref(all);
     json_decref(cand_row);
     ms_registry_close(reg);
+    return rc;
+}
+
+static int run_deploy(const cli_verb *verb, const cli_args *a)
+{
+    cli_deploy_request rq = {0};
+    char root[4096];
+    json_t *result = NULL;
+    int rc;
+
+    rq.component = a->positional[0];
+    rq.version = a->positional[1];
+    rq.quiet = cli_flag(a, "json");
+    rq.no_promote = cli_flag(a, "no-promote");
+    rq.nats_url = cli_client_url(a);
+    if ((rc = cli_check_name(verb, "component", rq.component, true)) != CLI_EXIT_OK ||
+        (rc = cli_opt_int(a, "timeout", 60000, 100, 3600000, &rq.timeout_ms)) != CLI_EXIT_OK ||
+        (rc = cli_opt_int(a, "watch", 10000, 0, 3600000, &rq.watch_ms)) != CLI_EXIT_OK ||
+        (rc = cli_opt_int(a, "max-error-rate-increase", 5, 0, 100, &rq.max_error_rate_increase)) !=
+            CLI_EXIT_OK ||
+        (rc = cli_opt_int(a, "min-requests", 20, 1, 100000000, &rq.min_requests)) != CLI_EXIT_OK ||
+        (rc = cli_opt_int(a, "prepare-timeout", 15000, 100, 600000, &rq.prepare_timeout_ms)) !=
+            CLI_EXIT_OK ||
+        (rc = cli_project_root(a, root, sizeof root)) != CLI_EXIT_OK)
+        return rc;
+    rq.root = root;
+    rc = cli_deploy_run(&rq, NULL, &result);
+    if (rq.quiet && result != NULL)
+        cli_print_json(result, true);
+    json_decref(result);
     return rc;
 }
 

@@ -389,8 +389,7 @@ record:
     return rc;
 }
 
-int cli_deploy_promote_step(ms_registry *reg, const cli_args *a, const char *root,
-                            const char *component, const char *version, const char *active,
+int cli_deploy_promote_step(ms_registry *reg, const cli_deploy_request *rq, const char *active,
                             int64_t dep_id, bool json_mode, json_t **result)
 {
     char art[4096], prev_art[4096];
@@ -403,12 +402,16 @@ int cli_deploy_promote_step(ms_registry *reg, const cli_args *a, const char *roo
     int rc, window = 0, increase = 0, min_req = 0;
     ms_status s;
 
+    const char *root = rq->root, *component = rq->component, *version = rq->version;
+    const char *nats_url = rq->nats_url;
+    const int prepare_timeout_ms = rq->prepare_timeout_ms;
+
     *result = NULL;
     ms_watch_limits_init(&lim);
-    /* checked by run_deploy before the tests */
-    (void)cli_opt_int(a, "watch", 10000, 0, 3600000, &window);
-    (void)cli_opt_int(a, "max-error-rate-increase", 5, 0, 100, &increase);
-    (void)cli_opt_int(a, "min-requests", 20, 1, 100000000, &min_req);
+    /* checked by the verb before the tests */
+    window = rq->watch_ms;
+    increase = rq->max_error_rate_increase;
+    min_req = rq->min_requests;
     lim.max_error_rate_increase = increase;
     lim.min_requests = (uint64_t)min_req;
     if (ms_deploy_artifact_path(root, component, version, art, sizeof art) != MS_OK ||
@@ -419,9 +422,9 @@ int cli_deploy_promote_step(ms_registry *reg, const cli_args *a, const char *roo
         detail = json_pack("{s:s}", "error", ms_last_error());
         goto record;
     }
-    if ((rc = cli_connect(a, &bus)) != CLI_EXIT_OK) {
-        detail = json_pack("{s:s, s:s}", "error", "cannot connect to the NATS server", "url",
-                           cli_client_url(a));
+    if ((rc = cli_connect_url(nats_url, "deploy", &bus)) != CLI_EXIT_OK) {
+        detail =
+            json_pack("{s:s, s:s}", "error", "cannot connect to the NATS server", "url", nats_url);
         goto record;
     }
     rep = calloc(1, sizeof *rep);
@@ -432,8 +435,8 @@ int cli_deploy_promote_step(ms_registry *reg, const cli_args *a, const char *roo
     }
     ms_promote_options_init(&po);
     po.previous_artifact = active != NULL ? prev_art : NULL;
-    (void)cli_opt_int(a, "prepare-timeout", po.prepare_timeout_ms, 100, 600000,
-                      &po.prepare_timeout_ms); /* checked by run_deploy before the tests */
+    if (prepare_timeout_ms > 0)
+        po.prepare_timeout_ms = prepare_timeout_ms;
     if (!json_mode) {
         printf("promoting %s %s on every host that runs it\n", component, version);
         fflush(stdout);
@@ -489,11 +492,11 @@ record:
 
 /* ---- rollback ---------------------------------------------------------------- */
 
-static int run_rollback(const cli_verb *verb, const cli_args *a)
+int cli_rollback_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks, json_t **result)
 {
-    const char *component = a->positional[0];
-    const bool json_mode = cli_flag(a, "json");
-    char root[4096], holder[400], art[4096], act_art[4096], list[1024];
+    const char *component = rq->component, *root = rq->root;
+    const bool json_mode = rq->quiet;
+    char holder[400], art[4096], act_art[4096], list[1024];
     ms_registry *reg = NULL;
     ms_bus *bus = NULL;
     ms_promote_options po;
@@ -506,15 +509,15 @@ static int run_rollback(const cli_verb *verb, const cli_args *a)
     int rc;
     ms_status s;
 
+    *result = NULL;
     ms_promote_options_init(&po);
-    if ((rc = cli_check_name(verb, "component", component, true)) != CLI_EXIT_OK ||
-        (rc = cli_opt_int(a, "prepare-timeout", po.prepare_timeout_ms, 100, 600000,
-                          &po.prepare_timeout_ms)) != CLI_EXIT_OK ||
-        (rc = cli_project_root(a, root, sizeof root)) != CLI_EXIT_OK)
-        return rc;
+    if (rq->prepare_timeout_ms > 0)
+        po.prepare_timeout_ms = rq->prepare_timeout_ms;
     if ((rc = cli_open_registry(root, &reg)) != CLI_EXIT_OK)
         return rc;
     rc = CLI_EXIT_FAILURE;
+    if (hooks != NULL && hooks->progress != NULL)
+        hooks->progress(hooks->ud, CLI_DEPLOY_LOCK, "taking the deploy lock");
     cli_deploy_holder(holder, sizeof holder);
     if (cli_deploy_lock(reg, component, holder) != CLI_EXIT_OK)
         goto cleanup;
@@ -545,9 +548,19 @@ static int run_rollback(const cli_verb *verb, const cli_args *a)
         cli_error("%s", ms_last_error());
         goto cleanup;
     }
-    if ((rc = cli_connect(a, &bus)) != CLI_EXIT_OK) {
+    if (hooks != NULL && hooks->cancelled != NULL && hooks->cancelled(hooks->ud)) {
+        /* nothing switched: the active version keeps serving */
+        outcome = "cancelled";
+        detail = json_pack("{s:s}", "error", "cancelled before the switch: nothing was switched");
+        goto record;
+    }
+    if (hooks != NULL && hooks->progress != NULL)
+        hooks->progress(hooks->ud, CLI_DEPLOY_PROMOTE,
+                        "switching every host to the previous "
+                        "version");
+    if ((rc = cli_connect_url(rq->nats_url, "rollback", &bus)) != CLI_EXIT_OK) {
         detail = json_pack("{s:s, s:s}", "error", "cannot connect to the NATS server", "url",
-                           cli_client_url(a));
+                           rq->nats_url);
         goto record;
     }
     rc = CLI_EXIT_FAILURE;
@@ -590,14 +603,13 @@ record:
         cli_error("recording the deployment: %s", ms_last_error());
         rc = CLI_EXIT_FAILURE;
     }
-    (void)ms_registry_audit(reg, holder, "rollback", component, outcome, detail);
-    if (json_mode) {
-        json_t *o = json_pack("{s:s, s:I, s:s?, s:s, s:s, s:O*}", "component", component,
-                              "deployment", (json_int_t)dep_id, "from", active, "to", previous,
-                              "outcome", outcome, "report", detail);
-        cli_print_json(o, true);
-        json_decref(o);
-    }
+    (void)ms_registry_audit(reg, rq->actor ? rq->actor : holder, "rollback", component, outcome,
+                            detail);
+    *result = json_pack("{s:s, s:I, s:s?, s:s, s:s, s:O*}", "component", component, "deployment",
+                        (json_int_t)dep_id, "from", active, "to", previous, "outcome", outcome,
+                        "report", detail);
+    if (hooks != NULL && hooks->progress != NULL)
+        hooks->progress(hooks->ud, CLI_DEPLOY_DONE, outcome);
 cleanup:
     if (locked && ms_registry_deploy_unlock(reg, component, holder) != MS_OK) {
         cli_error("releasing the deploy lock: %s", ms_last_error());
@@ -610,6 +622,29 @@ cleanup:
     json_decref(detail);
     json_decref(rows);
     ms_registry_close(reg);
+    return rc;
+}
+
+static int run_rollback(const cli_verb *verb, const cli_args *a)
+{
+    cli_deploy_request rq = {0};
+    char root[4096];
+    json_t *result = NULL;
+    int rc;
+
+    rq.component = a->positional[0];
+    rq.quiet = cli_flag(a, "json");
+    rq.nats_url = cli_client_url(a);
+    if ((rc = cli_check_name(verb, "component", rq.component, true)) != CLI_EXIT_OK ||
+        (rc = cli_opt_int(a, "prepare-timeout", 15000, 100, 600000, &rq.prepare_timeout_ms)) !=
+            CLI_EXIT_OK ||
+        (rc = cli_project_root(a, root, sizeof root)) != CLI_EXIT_OK)
+        return rc;
+    rq.root = root;
+    rc = cli_rollback_run(&rq, NULL, &result);
+    if (rq.quiet && result != NULL)
+        cli_print_json(result, true);
+    json_decref(result);
     return rc;
 }
 

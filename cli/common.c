@@ -106,7 +106,11 @@ int cli_connection_error(const char *url, ms_status s)
 
 int cli_connect(const cli_args *a, ms_bus **out)
 {
-    const char *url = cli_client_url(a);
+    return cli_connect_url(cli_client_url(a), a->verb->name, out);
+}
+
+int cli_connect_url(const char *url, const char *verb, ms_bus **out)
+{
     ms_bus_options o;
     ms_status s;
 
@@ -114,7 +118,7 @@ int cli_connect(const cli_args *a, ms_bus **out)
     if (strncmp(url, "inproc://", 9) == 0) {
         cli_error("%s is an in-process bus, private to one process: mstack %s needs the "
                   "NATS server the components run on (--nats nats://host:port)",
-                  url, a->verb->name);
+                  url, verb);
         return CLI_EXIT_USAGE;
     }
     ms_bus_options_init(&o);

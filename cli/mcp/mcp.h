@@ -234,6 +234,7 @@ extern const mcp_tool mcp_tool_publish_message, mcp_tool_request, mcp_tool_healt
 extern const mcp_tool mcp_tool_list_decisions, mcp_tool_list_escalations,
     mcp_tool_resolve_escalation, mcp_tool_list_runs;
 extern const mcp_tool mcp_tool_check_context, mcp_tool_evaluate_message;
+extern const mcp_tool mcp_tool_list_versions, mcp_tool_history, mcp_tool_deploy, mcp_tool_rollback;
 
 /* --- argcheck.c ------------------------------------------------------------- */
 

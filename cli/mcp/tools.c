@@ -31,6 +31,10 @@ static const mcp_tool *const tools[] = {
     &mcp_tool_list_escalations,
     &mcp_tool_resolve_escalation,
     &mcp_tool_list_runs,
+    &mcp_tool_list_versions,
+    &mcp_tool_history,
+    &mcp_tool_deploy,
+    &mcp_tool_rollback,
 };
 #define NTOOLS (sizeof tools / sizeof tools[0])
 

@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 #include "nats_fixture.h"
 
 #define GUARD_MS 10000
+#define SHA_ZERO "0000000000000000000000000000000000000000000000000000000000000000"
 
 typedef struct fixture {
     char root[PATH_MAX];
@@ -698,10 +700,22 @@ static void oversize_line_refused(void **state)
 static void tools_list_has_schemas_and_annotations(void **state)
 {
     fixture *fx = *state;
-    static const char *const expected[] = {
-        "list_components", "get_context",      "check_context",      "publish_message",
-        "request",         "health",           "services",           "evaluate_message",
-        "list_decisions",  "list_escalations", "resolve_escalation", "list_runs"};
+    static const char *const expected[] = {"list_components",
+                                           "get_context",
+                                           "check_context",
+                                           "publish_message",
+                                           "request",
+                                           "health",
+                                           "services",
+                                           "evaluate_message",
+                                           "list_decisions",
+                                           "list_escalations",
+                                           "resolve_escalation",
+                                           "list_runs",
+                                           "list_versions",
+                                           "history",
+                                           "deploy",
+                                           "rollback"};
     json_t *m, *t;
     size_t i;
 
@@ -726,7 +740,7 @@ static void tools_list_has_schemas_and_annotations(void **state)
     }
     /* honest: the listing, checking and evaluating tools are read-only;
      * resolving is not (approving runs the agent's commands) */
-    static const size_t read_only[] = {0, 1, 2, 5, 6, 7, 8, 9, 11};
+    static const size_t read_only[] = {0, 1, 2, 5, 6, 7, 8, 9, 11, 12, 13};
     for (i = 0; i < sizeof read_only / sizeof read_only[0]; i++)
         assert_true(json_is_true(json_object_get(
             json_object_get(json_array_get(tools, read_only[i]), "annotations"), "readOnlyHint")));
@@ -734,6 +748,14 @@ static void tools_list_has_schemas_and_annotations(void **state)
     assert_true(json_is_false(json_object_get(res_ann, "readOnlyHint")));
     assert_true(json_is_true(json_object_get(res_ann, "destructiveHint")));
     assert_true(json_is_false(json_object_get(res_ann, "idempotentHint")));
+    /* deploy and rollback change what serves, on other hosts */
+    for (i = 14; i <= 15; i++) {
+        const json_t *dep_ann = json_object_get(json_array_get(tools, i), "annotations");
+        assert_true(json_is_false(json_object_get(dep_ann, "readOnlyHint")));
+        assert_true(json_is_true(json_object_get(dep_ann, "destructiveHint")));
+        assert_true(json_is_false(json_object_get(dep_ann, "idempotentHint")));
+        assert_true(json_is_true(json_object_get(dep_ann, "openWorldHint")));
+    }
     json_decref(m);
 
     /* a call's structuredContent and its text are the same JSON */
@@ -1405,6 +1427,7 @@ static void every_tool_output_matches_schema(void **state)
     ms_assert_ok(ms_registry_run_update(reg, run, "change", "running", detail));
     json_decref(detail);
     ms_assert_ok(ms_registry_escalate(reg, "alpha", did, "needs a person", NULL, &eid));
+    ms_assert_ok(ms_registry_version_add(reg, "alpha", "1.2.0", SHA_ZERO, fx->root, NULL, NULL));
     start(fx);
     initialize_as(fx, "2025-11-25");
     load_out_schemas(fx, &os);
@@ -1429,6 +1452,10 @@ static void every_tool_output_matches_schema(void **state)
         {"list_escalations", "{\"state\":\"any\"}"},
         {"list_runs", "{}"},
         {"resolve_escalation", args},
+        {"list_versions", "{\"component\":\"alpha\"}"},
+        {"history", "{\"component\":\"alpha\",\"limit\":5}"},
+        {"deploy", "{\"component\":\"alpha\",\"version\":\"1.2.0\"}"},
+        {"rollback", "{\"component\":\"alpha\"}"},
     };
     for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
         m = tool_call(fx, 100 + (int)i, calls[i].tool, calls[i].args);
@@ -1451,7 +1478,7 @@ static void every_tool_output_matches_schema(void **state)
             fail_msg("tool %s has no call here", os.name[k]);
         called++;
     }
-    assert_int_equal(called, 12);
+    assert_int_equal(called, 16);
     free_out_schemas(&os);
     expect_clean_exit(fx);
     ms_registry_close(reg);
@@ -1794,6 +1821,264 @@ static void resolve_escalation_cancelled(void **state)
     ms_registry_close(reg);
 }
 
+/* --- deploy and rollback ------------------------------------------------------------ */
+
+static void count_msg(ms_bus *bus, ms_subscription *sub, const ms_message *msg, void *closure)
+{
+    (void)bus;
+    (void)sub;
+    (void)msg;
+    atomic_fetch_add((atomic_int *)closure, 1);
+}
+
+/* alpha's agent-config leaves may_deploy at false: deploy and rollback
+ * record an escalation, announce it, deploy nothing, and say so. */
+static void deploy_not_allowed_escalates(void **state)
+{
+    fixture *fx = *state;
+    ms_registry *reg;
+    ms_bus *bus = NULL;
+    ms_subscription *sub = NULL;
+    json_t *m, *rows = NULL, *log = NULL;
+    atomic_int seen = 0;
+    const json_t *sc;
+    int64_t deadline;
+
+    start_nats(fx);
+    ms_assert_ok(ms_bus_connect_url(ms_nats_server_url(fx->nats), &bus));
+    ms_assert_ok(ms_bus_subscribe(bus, "mainstack.escalation.alpha", NULL, count_msg, &seen, &sub));
+    ms_assert_ok(ms_bus_flush(bus, 2000));
+    reg = open_registry(fx);
+    ms_assert_ok(ms_registry_version_add(reg, "alpha", "1.2.0", SHA_ZERO, fx->root, NULL, NULL));
+    start(fx);
+    initialize_as(fx, "2025-11-25");
+    m = tool_call(fx, 2, "deploy", "{\"component\":\"alpha\",\"version\":\"1.2.0\"}");
+    assert_false(is_error_result(m));
+    sc = json_object_get(result(m), "structuredContent");
+    assert_string_equal(json_string_value(json_object_get(sc, "outcome")), "escalated");
+    assert_true(json_is_false(json_object_get(sc, "deployed")));
+    assert_true(json_is_true(json_object_get(sc, "escalated")));
+    assert_non_null(
+        strstr(json_string_value(json_object_get(sc, "message")), "may_deploy is false"));
+    assert_non_null(strstr(result_text(m), "mcp:raw-test asked to deploy alpha 1.2.0"));
+    json_int_t eid = json_integer_value(json_object_get(sc, "escalation_id"));
+    assert_true(eid > 0);
+    json_decref(m);
+    /* the escalation is recorded with who asked, and announced */
+    ms_assert_ok(ms_registry_escalations(reg, "alpha", "open", 0, 10, &rows));
+    assert_int_equal(json_array_size(rows), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(rows, 0), "id")), eid);
+    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(rows, 0), "reason")),
+                           "mcp:raw-test"));
+    json_decref(rows);
+    deadline = ms_test_now_ms() + GUARD_MS;
+    while (atomic_load(&seen) == 0) {
+        assert_true(ms_test_now_ms() < deadline);
+        ms_test_sleep_ms(20);
+    }
+    /* rollback is gated the same way */
+    m = tool_call(fx, 3, "rollback", "{\"component\":\"alpha\"}");
+    sc = json_object_get(result(m), "structuredContent");
+    assert_string_equal(json_string_value(json_object_get(sc, "outcome")), "escalated");
+    assert_string_equal(json_string_value(json_object_get(sc, "action")), "rollback");
+    json_decref(m);
+    /* nothing was deployed: the version is untouched, no deployment exists */
+    m = tool_call(fx, 4, "list_versions", "{\"component\":\"alpha\"}");
+    sc = json_object_get(result(m), "structuredContent");
+    assert_int_equal(json_integer_value(json_object_get(sc, "count")), 1);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(sc, "versions"), 0), "state")),
+                        "candidate");
+    json_decref(m);
+    m = tool_call(fx, 5, "history", "{\"component\":\"alpha\"}");
+    sc = json_object_get(result(m), "structuredContent");
+    assert_int_equal(json_integer_value(json_object_get(sc, "count")), 0);
+    json_decref(m);
+    /* an unrecorded version is a tool error naming what to do */
+    m = tool_call(fx, 6, "deploy", "{\"component\":\"alpha\",\"version\":\"9.9.9\"}");
+    assert_true(is_error_result(m));
+    assert_non_null(strstr(result_text(m), "list_versions"));
+    json_decref(m);
+    expect_clean_exit(fx);
+    /* audited with the client's name */
+    ms_assert_ok(ms_registry_audit_log(reg, "alpha", 0, 10, &log));
+    assert_int_equal(json_array_size(log), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(log, 0), "actor")),
+                        "mcp:raw-test");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(log, 1), "action")),
+                        "deploy");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(log, 1), "outcome")),
+                        "escalated");
+    json_decref(log);
+    ms_subscription_unsubscribe(sub);
+    ms_bus_destroy(bus);
+    ms_registry_close(reg);
+}
+
+/* A component whose agent-config allows deploying, with recorded swapver
+ * builds (mstack version add). */
+static void add_swapver(fixture *fx, const char *const *plugins, size_t n)
+{
+    char cmd[PATH_MAX * 3];
+
+    mkdirs(fx->root, "components/swapver");
+    mkdirs(fx->root, "components/swapver/context");
+    put(fx, "components/swapver/interface.json",
+        "{\"name\":\"swapver\",\"version\":\"1.1.0\",\"description\":\"swaps\"}");
+    put(fx, "components/swapver/context/context.json",
+        "{\"component\":\"swapver\",\"version\":\"1.1.0\",\"purpose\":\"Swaps versions.\"}");
+    put(fx, "components/swapver/context/agent-config.json",
+        "{\"component\":\"swapver\",\"monitored_topics\":[\"events.swapver.>\"],"
+        "\"autonomy\":{\"level\":\"minor\",\"may_deploy\":true}}");
+    for (size_t i = 0; i < n; i++) {
+        snprintf(cmd, sizeof cmd, "'%s' version add swapver '%s/%s.so' --root '%s' >/dev/null",
+                 MSTACK_BIN, MS_TEST_PLUGINS_DIR, plugins[i], fx->root);
+        assert_int_equal(system(cmd), 0);
+    }
+}
+
+/* may_deploy true: the tests run, the candidate passes, the promotion finds
+ * no host running swapver (no host is started here: the multi-host switch
+ * is test_deploy_cli's) and says so; progress follows the phases. */
+static void deploy_allowed_runs_the_steps(void **state)
+{
+    fixture *fx = *state;
+    static const char *const plugins[] = {"swapver_t1"};
+    ms_registry *reg;
+    json_t *m, *log = NULL, *rows = NULL, *n;
+    const json_t *sc;
+    double last = 0;
+    size_t i, nprog = 0;
+
+    add_swapver(fx, plugins, 1);
+    start_nats(fx);
+    start(fx);
+    initialize_as(fx, "2025-11-25");
+    m = call(fx,
+             "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"deploy\",\"arguments\":{\"component\":\"swapver\",\"version\":\"1.1.0\","
+             "\"timeout_ms\":20000},\"_meta\":{\"progressToken\":\"d\"}}}",
+             "2");
+    if (is_error_result(m))
+        fail_msg("deploy failed: %s", result_text(m));
+    sc = json_object_get(result(m), "structuredContent");
+    assert_true(json_is_false(json_object_get(sc, "escalated")));
+    assert_string_equal(json_string_value(json_object_get(sc, "outcome")), "no-hosts");
+    assert_true(json_is_false(json_object_get(sc, "deployed")));
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_object_get(sc, "promotion"), "report"), "error")),
+                        "no running host runs the component: tested but not serving");
+    /* the candidate's own tests ran and passed */
+    assert_true(json_array_size(json_object_get(json_object_get(sc, "detail"), "table")) > 0);
+    assert_int_equal(json_array_size(json_object_get(json_object_get(sc, "detail"), "failures")),
+                     0);
+    json_decref(m);
+    /* progress: each phase, increasing, only for this token */
+    json_array_foreach(fx->notes, i, n)
+    {
+        const json_t *p = json_object_get(n, "params");
+        if (strcmp(json_string_value(json_object_get(n, "method")), "notifications/progress") != 0)
+            continue;
+        assert_string_equal(json_string_value(json_object_get(p, "progressToken")), "d");
+        assert_true(json_number_value(json_object_get(p, "progress")) > last);
+        last = json_number_value(json_object_get(p, "progress"));
+        nprog++;
+    }
+    assert_true(progress_seen(fx, "taking the deploy lock"));
+    assert_true(progress_seen(fx, "testing the candidate 1.1.0"));
+    assert_true(progress_seen(fx, "comparing"));
+    assert_true(progress_seen(fx, "promoting swapver 1.1.0"));
+    assert_true(progress_seen(fx, "no-hosts"));
+    assert_int_equal(nprog, 5); /* no active version: no test of it */
+    /* history and list_versions see it: tested, not serving, a candidate again */
+    m = tool_call(fx, 3, "history", "{\"component\":\"swapver\"}");
+    sc = json_object_get(result(m), "structuredContent");
+    assert_int_equal(json_integer_value(json_object_get(sc, "count")), 1);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(sc, "deployments"), 0), "state")),
+                        "no-hosts");
+    json_decref(m);
+    m = tool_call(fx, 4, "list_versions", "{\"component\":\"swapver\"}");
+    sc = json_object_get(result(m), "structuredContent");
+    const json_t *v = json_array_get(json_object_get(sc, "versions"), 0);
+    assert_string_equal(json_string_value(json_object_get(v, "state")), "candidate");
+    assert_int_equal(strlen(json_string_value(json_object_get(v, "sha256"))), 64);
+    assert_true(json_array_size(json_object_get(v, "history")) >= 2);
+    json_decref(m);
+    /* rollback with nothing to return to: the tool says why */
+    m = tool_call(fx, 5, "rollback", "{\"component\":\"swapver\"}");
+    assert_true(is_error_result(m));
+    json_decref(m);
+    expect_clean_exit(fx);
+    reg = open_registry(fx);
+    ms_assert_status(ms_registry_deploy_lock_get(reg, "swapver", &rows), MS_ERR_NOT_FOUND);
+    ms_assert_ok(ms_registry_audit_log(reg, "swapver", 0, 20, &log));
+    bool by_client = false;
+    json_array_foreach(log, i, n)
+    {
+        by_client = by_client ||
+                    (strcmp(json_string_value(json_object_get(n, "actor")), "mcp:raw-test") == 0 &&
+                     strcmp(json_string_value(json_object_get(n, "action")), "deploy") == 0);
+    }
+    assert_true(by_client);
+    json_decref(log);
+    ms_registry_close(reg);
+}
+
+/* A cancel while the candidate is tested stops before the promotion: no
+ * response, the deployment is recorded cancelled, the lock is released and
+ * the version is a candidate again (what was active keeps serving). */
+static void deploy_cancelled_before_the_switch(void **state)
+{
+    fixture *fx = *state;
+    static const char *const plugins[] = {"swapver_thang"};
+    ms_registry *reg;
+    json_t *m, *rows = NULL, *lock = NULL;
+    int64_t deadline;
+
+    add_swapver(fx, plugins, 1);
+    start_nats(fx);
+    start(fx);
+    initialize_as(fx, "2025-11-25");
+    send_line(fx, "{\"jsonrpc\":\"2.0\",\"id\":\"d\",\"method\":\"tools/call\",\"params\":{"
+                  "\"name\":\"deploy\",\"arguments\":{\"component\":\"swapver\",\"version\":"
+                  "\"1.4.0\",\"timeout_ms\":1500},\"_meta\":{\"progressToken\":1}}}");
+    deadline = ms_test_now_ms() + GUARD_MS;
+    while (!progress_seen(fx, "testing the candidate")) {
+        assert_true(ms_test_now_ms() < deadline);
+        m = call(fx, "{\"jsonrpc\":\"2.0\",\"id\":\"p\",\"method\":\"ping\"}", "\"p\"");
+        json_decref(m);
+        ms_test_sleep_ms(20);
+    }
+    send_line(fx, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{"
+                  "\"requestId\":\"d\",\"reason\":\"test\"}}");
+    reg = open_registry(fx);
+    deadline = ms_test_now_ms() + 3 * GUARD_MS;
+    for (;;) {
+        const char *st;
+        bool ended;
+        ms_assert_ok(ms_registry_deployments(reg, "swapver", 0, 1, &rows));
+        st = json_string_value(json_object_get(json_array_get(rows, 0), "state"));
+        ended = st != NULL && strcmp(st, "cancelled") == 0;
+        json_decref(rows);
+        if (ended && ms_registry_deploy_lock_get(reg, "swapver", &lock) == MS_ERR_NOT_FOUND)
+            break;
+        json_decref(lock);
+        lock = NULL;
+        assert_true(ms_test_now_ms() < deadline);
+        ms_test_sleep_ms(50);
+    }
+    /* no response for the cancelled call, and the server serves on */
+    m = call(fx, "{\"jsonrpc\":\"2.0\",\"id\":\"after\",\"method\":\"ping\"}", "\"after\"");
+    json_decref(m);
+    assert_false(progress_seen(fx, "promoting"));
+    ms_assert_ok(ms_registry_version_get(reg, "swapver", "1.4.0", &rows));
+    assert_string_equal(json_string_value(json_object_get(rows, "state")), "candidate");
+    json_decref(rows);
+    expect_clean_exit(fx);
+    ms_registry_close(reg);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1824,6 +2109,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(evaluate_message_is_a_dry_run, setup, teardown),
         cmocka_unit_test_setup_teardown(resolve_escalation_resumes_the_work, setup, teardown),
         cmocka_unit_test_setup_teardown(resolve_escalation_cancelled, setup, teardown),
+        cmocka_unit_test_setup_teardown(deploy_not_allowed_escalates, setup, teardown),
+        cmocka_unit_test_setup_teardown(deploy_allowed_runs_the_steps, setup, teardown),
+        cmocka_unit_test_setup_teardown(deploy_cancelled_before_the_switch, setup, teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);

@@ -94,6 +94,12 @@ static void sdk_client_uses_every_feature(void **state)
     detail = json_pack("{s:{s:{s:s}}}", "input", "message", "subject", "events.probe.x");
     ms_assert_ok(ms_registry_escalate(reg, "probe", did, "a person decides", detail, &eid2));
     json_decref(detail);
+    /* a recorded probe build: deploy and rollback are asked for it, and
+     * escalate (probe's agent-config leaves may_deploy false) */
+    ms_assert_ok(ms_registry_version_add(reg, "probe", "0.1.0",
+                                         "00000000000000000000000000000000000000000000000000000000"
+                                         "00000000",
+                                         tmpl, NULL, NULL));
     ms_assert_ok(ms_nats_server_start(NULL, &nats));
     ms_assert_ok(ms_bus_connect_url(ms_nats_server_url(nats), &bus));
     ms_assert_ok(ms_bus_subscribe(bus, "component.echo.say", NULL, echo, NULL, NULL));

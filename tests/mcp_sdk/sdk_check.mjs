@@ -53,6 +53,11 @@ const calls = {
     { id: Number(resumeId), decision: "approve", note: "sdk check resumes" },
   ],
   list_runs: { component: "probe" },
+  list_versions: { component: "probe" },
+  history: [{}, { component: "probe", limit: 5 }],
+  // probe's agent-config does not allow deploying: both escalate
+  deploy: { component: "probe", version: "0.1.0" },
+  rollback: { component: "probe" },
 };
 const results = {};
 
@@ -101,6 +106,17 @@ try {
         check(res.structuredContent.runs.length === 1 &&
                   res.structuredContent.runs[0].state === "succeeded",
               "list_runs: the resumed run succeeded");
+      }
+      if (tool.name === "list_versions") {
+        check(res.structuredContent.count === 1 &&
+                  res.structuredContent.versions[0].version === "0.1.0",
+              `list_versions: ${JSON.stringify(res.structuredContent.versions)}`);
+      }
+      if (tool.name === "deploy" || tool.name === "rollback") {
+        check(res.structuredContent.escalated === true &&
+                  res.structuredContent.deployed === false &&
+                  res.structuredContent.escalation_id > 0,
+              `${tool.name}: escalated, nothing deployed (${res.structuredContent.outcome})`);
       }
       if (tool.name === "check_context") {
         check(res.structuredContent.errors === 0,
