@@ -180,6 +180,11 @@ int cli_table_add(cli_table *t, const char *const *cells);
 void cli_table_sort(cli_table *t, size_t col, size_t col2);
 void cli_table_print(const cli_table *t, FILE *f);
 void cli_table_reset(cli_table *t);
+/* Print a JSON array of objects as a table: column k is key keys[k] under
+ * headers[k] (at most 8; strings as they are, numbers and booleans as
+ * text, anything else "-"), every line prefixed by indent (may be NULL). */
+int cli_print_rows(FILE *f, const json_t *rows, size_t ncols, const char *const *keys,
+                   const char *const *headers, const char *indent);
 
 /* The project root: --root, else $MAINSTACK_ROOT, else the nearest of the
  * current directory and its parents that holds components/ or .mainstack/,
@@ -278,6 +283,8 @@ typedef struct cli_deploy_hooks {
 int cli_deploy_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks, json_t **result);
 /* mstack rollback COMPONENT: *result {"component", "deployment", "from",
  * "to", "outcome", "report"}. cancelled is polled before the switch. */
+/* mstack history COMPONENT ID: one deployment in full (history_show.c). */
+int cli_history_show(ms_registry *reg, const char *component, int64_t id, bool json);
 int cli_rollback_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks, json_t **result);
 
 #endif

@@ -738,6 +738,18 @@ static int run_history(const cli_verb *verb, const cli_args *a)
         return rc;
     if ((rc = cli_open_registry(root, &reg)) != CLI_EXIT_OK)
         return rc;
+    if (a->npositional == 2) {
+        long long id = 0;
+        char *end = NULL;
+
+        id = strtoll(a->positional[1], &end, 10);
+        if (end == a->positional[1] || *end != '\0' || id <= 0)
+            rc = cli_usage_error(verb, "ID must be a deployment number (the ID column), got '%s'",
+                                 a->positional[1]);
+        else
+            rc = cli_history_show(reg, component, (int64_t)id, cli_flag(a, "json"));
+        goto cleanup;
+    }
     if (ms_registry_deployments(reg, component, 0, (size_t)limit, &list) != MS_OK) {
         cli_error("%s", ms_last_error());
         rc = CLI_EXIT_FAILURE;
@@ -789,17 +801,21 @@ static const cli_option history_options[] = {
 
 const cli_verb cli_verb_history = {
     .name = "history",
-    .usage = "COMPONENT [--limit N] [--json]",
+    .usage = "COMPONENT [ID] [--limit N] [--json]",
     .summary = "the deployments and rollbacks of a component, newest first",
     .description =
         "Lists every deployment of COMPONENT recorded in the registry, newest first:\n"
         "from which version to which, its outcome (the last step's: ready, rejected,\n"
         "promoted, no-hosts, failed, rolled-back, error), each step with its outcome, and\n"
-        "why it did not go through (the failing tests, or the host and its error).\n",
+        "why it did not go through (the failing tests, or the host and its error).\n"
+        "With ID, that one deployment in full: each step with its time, the comparison\n"
+        "table of the test step and what each failing test printed, the per-host table\n"
+        "of a promotion or rollback, and the watch window's verdict.\n",
     .options = history_options,
     .min_positional = 1,
-    .max_positional = 1,
+    .max_positional = 2,
     .examples = "  mstack history user-service\n"
+                "  mstack history user-service 3\n"
                 "  mstack history user-service --limit 5 --json\n",
     .run = run_history,
 };
