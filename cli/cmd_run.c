@@ -41,9 +41,56 @@ static const cli_option options[] = {
     {"restart", 0, "TYPE", false, "permanent (default), transient or temporary"},
     {"name", 0, "NAME", false, "host name in health and on the server (default mstack-PID)"},
     {"component-path", 'p', "DIRS", false, "more ':'-separated directories to find names in"},
+    {"root", 'C', "DIR", false,
+     "the project root whose registry names the active versions (default: found)"},
+    {"build-version", 0, NULL, false,
+     "load names from the search path even when the registry has an active version"},
     {"json", 0, NULL, false, "print each event (started, serving, ...) as a JSON line"},
     {NULL, 0, NULL, false, NULL},
 };
+
+/* The artifact of name's active version when the project's registry has
+ * one (so that a host started or restarted after a deployment serves what
+ * was deployed, not whatever the build tree holds): out gets
+ * <artifact_dir>/<name>.so and the version. The registry is only read, and
+ * only when it exists; any problem means "none" (the search path applies).
+ * A name that is a path is never looked up. */
+static bool active_artifact(const char *root, const char *name, char *out, size_t cap,
+                            char *version, size_t vcap)
+{
+    char db[4200];
+    ms_registry *reg = NULL;
+    json_t *rows = NULL, *row;
+    bool found = false;
+    size_t i;
+
+    if (root == NULL || strchr(name, '/') != NULL || strstr(name, ".so") != NULL)
+        return false;
+    snprintf(db, sizeof db, "%s/.mainstack/registry.db", root);
+    if (access(db, R_OK) != 0 || ms_registry_open(db, &reg) != MS_OK)
+        return false;
+    if (ms_registry_versions(reg, name, &rows) != MS_OK)
+        goto cleanup;
+    json_array_foreach(rows, i, row)
+    {
+        const char *st = json_string_value(json_object_get(row, "state"));
+        const char *dir = json_string_value(json_object_get(row, "artifact_dir"));
+        if (st == NULL || dir == NULL || strcmp(st, "active") != 0)
+            continue;
+        snprintf(out, cap, "%s/%s.so", dir, name);
+        snprintf(version, vcap, "%s", json_string_value(json_object_get(row, "version")));
+        found = access(out, R_OK) == 0;
+        if (!found)
+            ms_log_kv(MS_LOG_WARN, "run",
+                      "the active version's artifact is missing: using the search path",
+                      "component", name, "artifact", out, NULL);
+        break;
+    }
+cleanup:
+    json_decref(rows);
+    ms_registry_close(reg);
+    return found;
+}
 
 /* The directories searched by default, relative to this binary: the build
  * tree's components directory and the installed one. *out is malloc'd. */
@@ -125,8 +172,25 @@ static int create_error(const cli_verb *verb, const char *url, const char *confi
 static int load_all(ms_runtime *rt, const cli_args *a, int instances, ms_restart_type restart,
                     bool json_mode)
 {
+    char root[4096], art[4400], active[64];
+    bool use_registry = !cli_flag(a, "build-version");
+    int rc;
+
+    if (use_registry && (rc = cli_project_root(a, root, sizeof root)) != CLI_EXIT_OK)
+        return rc; /* a --root that is not a directory */
+
     for (size_t c = 0; c < a->npositional; c++) {
         const char *name = a->positional[c];
+        bool from_registry =
+            use_registry && active_artifact(root, name, art, sizeof art, active, sizeof active);
+
+        if (from_registry) {
+            report(json_mode,
+                   json_pack("{s:s, s:s, s:s, s:s}", "event", "active-version", "component", name,
+                             "version", active, "artifact", art),
+                   "%s: the registry of %s names %s active: loading %s", name, root, active, art);
+            name = art;
+        }
         for (int k = 0; k < instances; k++) {
             ms_instance_options io;
             ms_instance *inst = NULL;
@@ -330,6 +394,11 @@ const cli_verb cli_verb_run = {
         "directories of $MAINSTACK_COMPONENT_PATH, then --component-path, then the\n"
         "build tree's (../components from the binary's directory) and the installed\n"
         "one (<prefix>/" MSTACK_INSTALL_COMPONENTS_REL ").\n"
+        "A name with an active version in the project's registry (<root>/.mainstack/\n"
+        "registry.db, when it exists; --root, $MAINSTACK_ROOT or found from the current\n"
+        "directory) is loaded from that version's artifact instead, so a host started\n"
+        "or restarted after a deployment serves the deployed version (a line says so);\n"
+        "--build-version keeps the search path.\n"
         "\n"
         "Serves on --nats URL, else $NATS_URL, else in-process (inproc://mainstack: only\n"
         "this process sees the components). Prints one line per instance started, then\n"

@@ -871,6 +871,101 @@ static void run_in_process(void **state)
     stop_run(fx, SIGTERM);
 }
 
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out;
+    char buf[65536];
+    size_t n;
+
+    if (in == NULL)
+        fail_msg("cannot open %s", from);
+    out = fopen(to, "wb");
+    if (out == NULL)
+        fail_msg("cannot create %s", to);
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+}
+
+/* mkdir -p */
+static void make_dirs(const char *path)
+{
+    char p[PATH_MAX];
+
+    snprintf(p, sizeof p, "%s", path);
+    for (char *s = p + 1; *s != '\0'; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST)
+            fail_msg("mkdir %s: %s", p, strerror(errno));
+        *s = '/';
+    }
+    if (mkdir(p, 0755) != 0 && errno != EEXIST)
+        fail_msg("mkdir %s: %s", p, strerror(errno));
+}
+
+/* A project whose registry names swapver 2.0.0 active (its artifact a copy
+ * of swapver_b.so), and a search directory whose swapver.so is 1.0.0: a
+ * host started by name serves the deployed 2.0.0, --build-version the
+ * search path's 1.0.0, and a missing artifact falls back to the search path
+ * with a warning. */
+static void run_loads_the_active_version(void **state)
+{
+    fixture *fx = *state;
+    char proj[512], path[PATH_MAX], search[PATH_MAX], art[PATH_MAX], so[PATH_MAX + 16];
+    ms_registry *reg = NULL;
+    char *text;
+
+    snprintf(proj, sizeof proj, "%s/proj", fx->dir);
+    snprintf(search, sizeof search, "%s/search", fx->dir);
+    snprintf(art, sizeof art, "%s/.mainstack/artifacts/swapver/2.0.0", proj);
+    assert_int_equal(mkdir(search, 0755), 0);
+    make_dirs(art);
+    copy_file(PLUGINS "/swapver_a.so", strcat(strcpy(path, search), "/swapver.so"));
+    snprintf(so, sizeof so, "%s/swapver.so", art);
+    copy_file(PLUGINS "/swapver_b.so", so);
+    snprintf(path, sizeof path, "%s/.mainstack/registry.db", proj);
+    ms_assert_ok(ms_registry_open(path, &reg));
+    ms_assert_ok(ms_registry_version_add(
+        reg, "swapver", "2.0.0", "0000000000000000000000000000000000000000000000000000000000000000",
+        art, NULL, NULL));
+    ms_assert_ok(ms_registry_version_set_state(reg, "swapver", "2.0.0", "active"));
+    ms_registry_close(reg);
+
+    start_run(fx, "run", "-C", proj, "-p", search, "--data-dir", data_dir(fx), "--workers", "2",
+              "swapver", (const char *)NULL);
+    text = read_file(fx->run_out);
+    assert_contains(text, "names 2.0.0 active: loading");
+    assert_contains(text, "started swapver 2.0.0");
+    free(text);
+    stop_run(fx, SIGTERM);
+
+    start_run(fx, "run", "-C", proj, "-p", search, "--build-version", "--data-dir", data_dir(fx),
+              "--workers", "2", "swapver", (const char *)NULL);
+    text = read_file(fx->run_out);
+    assert_contains(text, "started swapver 1.0.0");
+    assert_null(strstr(text, "active: loading"));
+    free(text);
+    stop_run(fx, SIGTERM);
+
+    assert_int_equal(unlink(so), 0);
+    start_run(fx, "run", "-C", proj, "-p", search, "--data-dir", data_dir(fx), "--workers", "2",
+              "swapver", (const char *)NULL);
+    text = read_file(fx->run_out);
+    assert_contains(text, "started swapver 1.0.0");
+    free(text);
+    text = read_file(fx->run_err);
+    assert_contains(text, "artifact is missing");
+    free(text);
+    stop_run(fx, SIGTERM);
+
+    /* a --root that is not a directory is a usage error */
+    assert_exit(fx, mstack(fx, "run", "-C", "/nonexistent/proj", "swapver"), 2);
+    assert_contains(fx->err, "not a directory");
+}
+
 /* --- agents and escalations --------------------------------------------- */
 
 /* A component web-ui in <dir>/components whose change step is step.sh:
@@ -976,6 +1071,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(sighup_reloads_config, setup, teardown),
         cmocka_unit_test_setup_teardown(live_config_message, setup, teardown),
         cmocka_unit_test_setup_teardown(run_in_process, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_loads_the_active_version, setup, teardown),
         cmocka_unit_test_setup_teardown(agent_and_escalations, setup, teardown),
     };
     if (argc > 1)
