@@ -146,6 +146,12 @@ typedef struct ms__inproc_broker {
     ms_subject_index *index; /* values are ms__inproc_entry * */
     ms__inproc_qgroup *qgroups;
     ms__inproc_pool pool;
+    /* id is unique among the brokers of the process; gen is bumped (lock
+     * held for writing) at every change of the index or of a queue
+     * group's members. Together they tell a publisher whether the matches
+     * it cached for a subject still hold (inproc_transport.c). */
+    uint64_t id;
+    uint64_t gen;
 } ms__inproc_broker;
 
 /* --- brokers (inproc_broker.c) ------------------------------------------- */

@@ -39,6 +39,7 @@ static int worker_count(int wanted)
 /* A new broker with its index, lock and workers (registry_mu held). */
 static ms_status broker_create(const char *name, int workers, ms__inproc_broker **out)
 {
+    static atomic_uint_fast64_t next_id;
     pthread_rwlockattr_t attr;
     ms__inproc_broker *b = ms__calloc(1, sizeof *b);
     ms_status s;
@@ -70,6 +71,7 @@ static ms_status broker_create(const char *name, int workers, ms__inproc_broker 
         ms__err_wrap(s, "inproc://%s", name);
         goto fail_pool;
     }
+    b->id = (uint64_t)atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed) + 1;
     *out = b;
     return MS_OK;
 
@@ -180,6 +182,7 @@ ms_status ms__inproc_broker_attach(ms__inproc_broker *b, ms__inproc_mailbox *mb)
     }
     mb->qg = g;
     mb->in_index = true;
+    b->gen++;
     return MS_OK;
 }
 
@@ -193,4 +196,5 @@ void ms__inproc_broker_detach(ms__inproc_broker *b, ms__inproc_mailbox *mb)
         qgroup_leave(b, mb->qg);
     mb->qg = NULL;
     mb->in_index = false;
+    b->gen++;
 }

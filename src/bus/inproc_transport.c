@@ -156,6 +156,25 @@ typedef struct collector {
     ms__inproc_entry *local[COLLECT_LOCAL];
 } collector;
 
+/*
+ * The last lookup of this thread: a publisher that sends many messages to
+ * one subject (the common case) skips the subject-index walk while the
+ * broker's index is unchanged. Valid only for the broker id at generation
+ * gen, read and used under the broker's read lock: any subscribe or
+ * unsubscribe bumps gen under the write lock before an entry can be freed,
+ * so the cached entries are alive whenever gen still matches. Each thread
+ * has its own, so nothing is shared.
+ */
+#define MATCH_CACHE_SUBJECT 128
+typedef struct match_cache {
+    uint64_t broker_id, gen;
+    size_t n;
+    bool groups;
+    char subject[MATCH_CACHE_SUBJECT];
+    ms__inproc_entry *items[COLLECT_LOCAL];
+} match_cache;
+static _Thread_local match_cache tl_match;
+
 static ms__inproc_qgroup *group_of(const ms__inproc_entry *e)
 {
     return e->kind == MS__INPROC_MAILBOX ? ((const ms__inproc_mailbox *)e)->qg : NULL;
@@ -246,7 +265,24 @@ static ms_status publish_message(ms_bus *bus, ms_message *m, size_t *matched)
     *matched = 0;
     ms__inproc_tracker_reclaim(ib->tracker, false);
     pthread_rwlock_rdlock(&b->lock);
-    (void)ms_subject_index_match(b->index, ms_message_subject(m), collect, &c);
+    if (tl_match.broker_id == b->id && tl_match.gen == b->gen &&
+        strcmp(tl_match.subject, ms_message_subject(m)) == 0) {
+        memcpy(c.local, tl_match.items, tl_match.n * sizeof *c.local);
+        c.n = tl_match.n;
+        c.groups = tl_match.groups;
+    } else {
+        size_t len = strlen(ms_message_subject(m));
+
+        (void)ms_subject_index_match(b->index, ms_message_subject(m), collect, &c);
+        if (!c.no_memory && c.n <= COLLECT_LOCAL && len < MATCH_CACHE_SUBJECT) {
+            memcpy(tl_match.subject, ms_message_subject(m), len + 1);
+            memcpy(tl_match.items, c.items, c.n * sizeof *c.items);
+            tl_match.n = c.n;
+            tl_match.groups = c.groups;
+            tl_match.broker_id = b->id;
+            tl_match.gen = b->gen;
+        }
+    }
     if (c.no_memory) {
         pthread_rwlock_unlock(&b->lock);
         s = ms__err(MS_ERR_NO_MEMORY, "publish on '%s': collecting %zu matching subscriptions",
@@ -618,6 +654,7 @@ static void inproc_close(ms_bus *bus)
     detach_all(ib);
     pthread_rwlock_wrlock(&ib->broker->lock);
     (void)ms_subject_index_remove(ib->broker->index, ib->mux->pattern, ib->mux);
+    ib->broker->gen++;
     pthread_rwlock_unlock(&ib->broker->lock);
     mux_close(ib->mux);
     each_mailbox(ib, close_one, NULL);
@@ -692,6 +729,7 @@ static ms_status inproc_connect(ms_bus *bus, const char *url)
         goto fail_broker;
     pthread_rwlock_wrlock(&ib->broker->lock);
     s = ms_subject_index_insert(ib->broker->index, ib->mux->pattern, ib->mux);
+    ib->broker->gen++;
     pthread_rwlock_unlock(&ib->broker->lock);
     if (s != MS_OK)
         goto fail_insert;

@@ -164,6 +164,61 @@ static void test_same_name_shares_subjects(void **state)
     ms_bus_destroy(b);
 }
 
+/* A publisher repeating one subject reuses its last lookup while the
+ * broker's index is unchanged: every subscribe and unsubscribe in between,
+ * on this bus or another bus of the broker, and a queue group's new
+ * member, must be seen by the very next publish; two brokers never share
+ * a cached lookup. */
+static void test_repeated_subject_sees_every_change(void **state)
+{
+    ms_bus *a = open_default("inproc://t-cache");
+    ms_bus *b = open_default("inproc://t-cache");
+    ms_bus *other = open_default("inproc://t-cache-other");
+    counter one = {0}, two = {0}, q1 = {0}, q2 = {0}, far = {0};
+    ms_subscription *s1 = NULL, *s2 = NULL;
+
+    ms_assert_ok(ms_bus_publish(a, "cache.x", "0", 1)); /* no match, cached */
+    ms_assert_ok(ms_bus_subscribe(a, "cache.x", NULL, count_handler, &one, &s1));
+    ms_assert_ok(ms_bus_publish(a, "cache.x", "1", 1));
+    ms_assert_ok(ms_bus_flush(a, 5000));
+    assert_int_equal(atomic_load(&one.n), 1);
+    /* another bus of the same broker subscribes: seen at once */
+    ms_assert_ok(ms_bus_subscribe(b, "cache.*", NULL, count_handler, &two, &s2));
+    ms_assert_ok(ms_bus_publish(a, "cache.x", "2", 1));
+    ms_assert_ok(ms_bus_flush(a, 5000));
+    ms_assert_ok(ms_bus_flush(b, 5000));
+    assert_int_equal(atomic_load(&one.n), 2);
+    assert_int_equal(atomic_load(&two.n), 1);
+    /* unsubscribe: the next publish no longer reaches it */
+    ms_assert_ok(ms_subscription_unsubscribe(s1));
+    ms_assert_ok(ms_bus_publish(a, "cache.x", "3", 1));
+    ms_assert_ok(ms_bus_flush(b, 5000));
+    assert_int_equal(atomic_load(&one.n), 2);
+    assert_int_equal(atomic_load(&two.n), 2);
+    /* a queue group that grows: both members get a share */
+    ms_assert_ok(ms_bus_subscribe(a, "cache.x", "g", count_handler, &q1, NULL));
+    ms_assert_ok(ms_bus_publish(a, "cache.x", "4", 1));
+    ms_assert_ok(ms_bus_subscribe(b, "cache.x", "g", count_handler, &q2, NULL));
+    for (int i = 0; i < 20; i++)
+        ms_assert_ok(ms_bus_publish(a, "cache.x", "5", 1));
+    ms_assert_ok(ms_bus_flush(a, 5000));
+    ms_assert_ok(ms_bus_flush(b, 5000));
+    assert_int_equal(atomic_load(&q1.n) + atomic_load(&q2.n), 21);
+    assert_true(atomic_load(&q2.n) > 0);
+    /* the same subject on another broker: its own lookup */
+    ms_assert_ok(ms_bus_subscribe(other, "cache.x", NULL, count_handler, &far, NULL));
+    ms_assert_ok(ms_bus_publish(other, "cache.x", "6", 1));
+    ms_assert_ok(ms_bus_publish(a, "cache.x", "7", 1));
+    ms_assert_ok(ms_bus_flush(other, 5000));
+    ms_assert_ok(ms_bus_flush(a, 5000));
+    ms_assert_ok(ms_bus_flush(b, 5000));
+    assert_int_equal(atomic_load(&far.n), 1);
+    assert_int_equal(atomic_load(&two.n), 24);
+    ms_bus_destroy(other);
+    ms_bus_destroy(b);
+    ms_bus_destroy(a);
+}
+
 static void test_different_names_isolated(void **state)
 {
     ms_bus *a = open_default("inproc://t-iso-1");
@@ -852,6 +907,7 @@ static void test_alloc_failures(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_same_name_shares_subjects),
+    cmocka_unit_test(test_repeated_subject_sees_every_change),
     cmocka_unit_test(test_different_names_isolated),
     cmocka_unit_test(test_bad_urls),
     cmocka_unit_test(test_limits_and_state),
