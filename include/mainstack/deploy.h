@@ -101,8 +101,10 @@ typedef struct ms_promote_options {
      * "prepared" (host NULL) once every host prepared, before the first
      * switch; "switched" (host: its id) after each host's switch. The switch
      * goes host by host (each switch request names its host), so a caller
-     * can record, or a test can stop the process, between two hosts. The
-     * callback must not call ms_deploy_* on the same bus. */
+     * can record, or a test can stop the process, between two hosts. Before
+     * each call the caller's report (out) is filled with what is known so
+     * far (the hosts prepared, those switched). The callback must not call
+     * ms_deploy_* on the same bus. */
     void (*on_step)(void *ud, const char *step, const char *host);
     void *on_step_ud;
 } ms_promote_options;

@@ -591,8 +591,11 @@ ms_status ms_deploy_promote(ms_bus *bus, const char *component, const char *vers
     }
 
     /* 3. switch, one host at a time (each request names its host) */
-    if (o->on_step != NULL)
+    if (o->on_step != NULL) {
+        if (out != NULL)
+            memcpy(out, r, sizeof *r); /* the report so far, for the callback */
         o->on_step(o->on_step_ud, "prepared", NULL);
+    }
     t = now_ms();
     {
         size_t switched = 0, failed = 0;
@@ -603,8 +606,11 @@ ms_status ms_deploy_promote(ms_bus *bus, const char *component, const char *vers
                 break;
             }
             switched++;
-            if (o->on_step != NULL)
+            if (o->on_step != NULL) {
+                if (out != NULL)
+                    memcpy(out, r, sizeof *r);
                 o->on_step(o->on_step_ud, "switched", h->host);
+            }
         }
         r->switch_ms = now_ms() - t;
         if (failed > 0) {
