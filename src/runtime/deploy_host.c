@@ -90,7 +90,7 @@ static size_t hosted(ms_runtime *rt, const char *component, char *version, size_
         if (strcmp(it->ops->metadata.name, component) != 0)
             continue;
         pthread_mutex_lock(&it->mu);
-        skip = it->removing;
+        skip = it->removing || it->candidate;
         pthread_mutex_unlock(&it->mu);
         if (skip)
             continue;

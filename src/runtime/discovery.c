@@ -180,7 +180,8 @@ void ms__on_srv_msg(ms_bus *bus, ms_subscription *sub, const ms_message *msg, vo
             if (ntok == 4 && strcmp(tok[3], it->id) != 0)
                 continue;
             pthread_mutex_lock(&it->mu);
-            running = it->state == MS_INSTANCE_RUNNING;
+            /* a prepared swap candidate serves nothing yet: not listed */
+            running = it->state == MS_INSTANCE_RUNNING && !it->candidate;
             pthread_mutex_unlock(&it->mu);
             if (running)
                 answers[n++] = response(it, v);
