@@ -130,11 +130,15 @@ static ms__mailbox *runq_take(ms__executor *ex)
     return mb;
 }
 
+/* Called after mb->mu is released: with n == 0 the mailbox may already be
+ * idle and freed by its owner (a retired instance), so it is not touched;
+ * with n > 0 its tokens keep it from being idle. */
 static void give_tokens(ms__mailbox *mb, unsigned n)
 {
-    ms__executor *ex = mb->ex;
+    ms__executor *ex;
     if (n == 0)
         return;
+    ex = mb->ex;
     pthread_mutex_lock(&ex->mu);
     mb->runq_tokens += n;
     if (!mb->in_runq)
