@@ -611,9 +611,9 @@ int cli_deploy_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks, 
                         rq->min_requests, "prepare_timeout_ms", rq->prepare_timeout_ms);
     {
         ms_version_change ch = {version, "testing"};
-        if (request == NULL || ms_registry_deployment_start(reg, component, act.version, version,
-                                                            holder, request, &ch, 1,
-                                                            &dep_id) != MS_OK) {
+        if (request == NULL ||
+            ms_registry_deployment_start(reg, component, act.version, version, holder, request, &ch,
+                                         1, &dep_id) != MS_OK) {
             cli_error("%s", ms_last_error());
             goto cleanup;
         }
@@ -713,16 +713,15 @@ cancel:
             json_pack("{s:s, s:I, s:s, s:O, s:b}", "component", component, "deployment",
                       (json_int_t)dep_id, "outcome", outcome, "detail", detail, "cancelled", 1);
     }
-record:
-    {
-        /* the candidate's state and the step in one transaction */
-        ms_version_change ch = {version, cand_state};
-        if (ms_registry_version_transition(reg, component, &ch, cand_state != NULL ? 1 : 0,
-                                           dep_id, "test", outcome, detail) != MS_OK) {
-            cli_error("recording the deployment: %s", ms_last_error());
-            rc = CLI_EXIT_FAILURE;
-        }
+record : {
+    /* the candidate's state and the step in one transaction */
+    ms_version_change ch = {version, cand_state};
+    if (ms_registry_version_transition(reg, component, &ch, cand_state != NULL ? 1 : 0, dep_id,
+                                       "test", outcome, detail) != MS_OK) {
+        cli_error("recording the deployment: %s", ms_last_error());
+        rc = CLI_EXIT_FAILURE;
     }
+}
     if (rc == CLI_EXIT_OK && bad == 0 && !no_promote && !cancelled)
         cli_deploy_fault("compare");
     (void)ms_registry_audit(reg, rq->actor ? rq->actor : holder, "deploy", component, outcome,
@@ -756,8 +755,7 @@ cleanup:
     if (rc != CLI_EXIT_OK && dep_id > 0 && strcmp(outcome, "error") == 0 && detail == NULL) {
         /* failed before anything was compared: the candidate is untested */
         ms_version_change ch = {version, "candidate"};
-        (void)ms_registry_version_transition(reg, component, &ch, 1, dep_id, "test", "error",
-                                             NULL);
+        (void)ms_registry_version_transition(reg, component, &ch, 1, dep_id, "test", "error", NULL);
     }
     if (tmp_made)
         remove_tree(tmp);
@@ -878,7 +876,8 @@ static const cli_option deploy_options[] = {
 
 const cli_verb cli_verb_deploy = {
     .name = "deploy",
-    .usage = "(COMPONENT VERSION | --resume COMPONENT) [--nats URL] [--no-promote] [--prepare-timeout MS] [--timeout MS] "
+    .usage = "(COMPONENT VERSION | --resume COMPONENT) [--nats URL] [--no-promote] "
+             "[--prepare-timeout MS] [--timeout MS] "
              "[--watch MS] [--max-error-rate-increase POINTS] [--min-requests N] [--json]",
     .summary = "test a recorded version against the active one, then promote it",
     .description =

@@ -164,7 +164,7 @@ const char *cli_deploy_failure_outcome(ms_status s, const ms_promote_report *rep
 
 /* what: "promotion" or "rollback"; done: "promoted" or "rolled back". */
 void cli_deploy_print_failure(const char *what, const char *done, const char *component,
-                          const char *version, ms_status s, const ms_promote_report *rep)
+                              const char *version, ms_status s, const ms_promote_report *rep)
 {
     if (s == MS_ERR_NOT_FOUND) {
         cli_error("no running host runs %s: %s was not %s, nothing serves it (start the "
@@ -203,8 +203,8 @@ static json_t *hosts_json(const ms_promote_report *r)
 {
     json_t *a = json_array();
     for (size_t i = 0; a != NULL && i < r->nhosts && i < MS_PROMOTE_MAX_HOSTS; i++)
-        json_array_append_new(a, json_pack("{s:s, s:s, s:I, s:b}", "host", r->hosts[i].host,
-                                           "name", r->hosts[i].name, "instances",
+        json_array_append_new(a, json_pack("{s:s, s:s, s:I, s:b}", "host", r->hosts[i].host, "name",
+                                           r->hosts[i].name, "instances",
                                            (json_int_t)r->hosts[i].instances, "switched",
                                            r->hosts[i].switched));
     return a;
@@ -231,7 +231,8 @@ static void on_switch_step(void *ud, const char *step, const char *host)
         cli_deploy_fault("after-prepare");
         if (d != NULL) {
             json_object_set_new(d, "hosts", hosts_json(c->rep));
-            json_object_set_new(d, "instances_found", json_integer((json_int_t)c->rep->instances_found));
+            json_object_set_new(d, "instances_found",
+                                json_integer((json_int_t)c->rep->instances_found));
         }
         /* durable before the first host switches: a survivor knows hosts
          * may be mixed */
@@ -278,9 +279,8 @@ ms_status cli_deploy_rollback_switch(ms_registry *reg, ms_bus *bus, const cli_de
     *detail_out = NULL;
     memset(rep, 0, sizeof *rep);
     if ((s = ms_deploy_artifact_path(rq->root, rq->component, to, art, sizeof art)) != MS_OK ||
-        (from != NULL &&
-         (s = ms_deploy_artifact_path(rq->root, rq->component, from, from_art, sizeof from_art)) !=
-             MS_OK)) {
+        (from != NULL && (s = ms_deploy_artifact_path(rq->root, rq->component, from, from_art,
+                                                      sizeof from_art)) != MS_OK)) {
         snprintf(rep->error, sizeof rep->error, "%s", ms_last_error());
         *detail_out = json_pack("{s:s}", "error", rep->error);
         return s;
@@ -422,10 +422,10 @@ int cli_deploy_watch(ms_registry *reg, ms_bus *bus, const cli_deploy_request *rq
     lim.min_requests = (uint64_t)rq->min_requests;
     memset(&v, 0, sizeof v);
     /* the intent: a survivor knows the window was open, with what limits */
-    intent = json_pack("{s:s, s:s?, s:i, s:i, s:i, s:O?}", "version", version, "previous", active,
-                       "window_ms", window_ms, "max_error_rate_increase",
-                       rq->max_error_rate_increase, "min_requests", rq->min_requests, "baseline",
-                       previous);
+    intent =
+        json_pack("{s:s, s:s?, s:i, s:i, s:i, s:O?}", "version", version, "previous", active,
+                  "window_ms", window_ms, "max_error_rate_increase", rq->max_error_rate_increase,
+                  "min_requests", rq->min_requests, "baseline", previous);
     if (intent == NULL ||
         ms_registry_deployment_update(reg, dep_id, "watch", "watching", intent) != MS_OK)
         cli_error("warning: recording the watch window failed: %s", ms_last_error());
@@ -525,7 +525,8 @@ int cli_deploy_watch(ms_registry *reg, ms_bus *bus, const cli_deploy_request *rq
 record:
     if (detail == NULL)
         detail = json_pack("{s:s}", "error", ms_last_error());
-    if (!recorded && ms_registry_deployment_update(reg, dep_id, "watch", outcome, detail) != MS_OK) {
+    if (!recorded &&
+        ms_registry_deployment_update(reg, dep_id, "watch", outcome, detail) != MS_OK) {
         cli_error("recording the deployment: %s", ms_last_error());
         rc = CLI_EXIT_FAILURE;
     }
@@ -713,8 +714,8 @@ int cli_rollback_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks
         cli_error("%s", ms_last_error());
         goto cleanup;
     }
-    request = json_pack("{s:s, s:i}", "verb", "rollback", "prepare_timeout_ms",
-                        rq->prepare_timeout_ms);
+    request =
+        json_pack("{s:s, s:i}", "verb", "rollback", "prepare_timeout_ms", rq->prepare_timeout_ms);
     if (ms_registry_deployment_start(reg, component, active, previous, holder, request, NULL, 0,
                                      &dep_id) != MS_OK) {
         cli_error("%s", ms_last_error());
@@ -773,8 +774,8 @@ record:
     (void)ms_registry_audit(reg, rq->actor ? rq->actor : holder, "rollback", component, outcome,
                             detail);
     *result = json_pack("{s:s, s:I, s:s?, s:s, s:s, s:O*, s:O*}", "component", component,
-                        "deployment", (json_int_t)dep_id, "from", active, "to", previous,
-                        "outcome", outcome, "report", detail, "resumed", resumed);
+                        "deployment", (json_int_t)dep_id, "from", active, "to", previous, "outcome",
+                        outcome, "report", detail, "resumed", resumed);
     if (hooks != NULL && hooks->progress != NULL)
         hooks->progress(hooks->ud, CLI_DEPLOY_DONE, outcome);
 cleanup:
@@ -892,8 +893,8 @@ static void steps_of(const json_t *dep, char *out, size_t cap)
                    json_string_value(json_object_get(next, "step"))) == 0)
             continue;
         k = snprintf(out + n, cap - n, "%s%s:%s", n ? " " : "",
-                         json_string_value(json_object_get(st, "step")),
-                         json_string_value(json_object_get(st, "outcome")));
+                     json_string_value(json_object_get(st, "step")),
+                     json_string_value(json_object_get(st, "outcome")));
         if (k < 0 || (size_t)k >= cap - n)
             break;
         n += (size_t)k;

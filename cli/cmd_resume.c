@@ -45,7 +45,8 @@ static const json_t *step_detail(const json_t *dep, const char *step, const char
     const json_t *steps = json_object_get(json_object_get(dep, "detail"), "steps");
     for (size_t i = json_array_size(steps); i > 0; i--) {
         const json_t *st = json_array_get(steps, i - 1);
-        if ((step == NULL || is(jstr(st, "step"), step)) && (outcome == NULL || is(jstr(st, "outcome"), outcome)))
+        if ((step == NULL || is(jstr(st, "step"), step)) &&
+            (outcome == NULL || is(jstr(st, "outcome"), outcome)))
             return json_object_get(st, "detail");
     }
     return NULL;
@@ -105,8 +106,8 @@ static json_t *serving(ms_bus *bus, const char *component)
         const char *ver;
         if (ms_message_json(replies[i], &v) == MS_OK && is(jstr(v, "name"), component) &&
             (ver = jstr(v, "version")) != NULL)
-            json_object_set_new(
-                out, ver, json_integer(json_integer_value(json_object_get(out, ver)) + 1));
+            json_object_set_new(out, ver,
+                                json_integer(json_integer_value(json_object_get(out, ver)) + 1));
         json_decref(v);
     }
     cli_gather_free(replies, n);
@@ -202,11 +203,11 @@ int cli_deploy_resume(ms_registry *reg, const cli_deploy_request *rq, const char
         request = NULL;
     phase = dep != NULL ? phase_of(dep, request) : NULL;
     if (phase == NULL) {
-        *result = json_pack("{s:s, s:s, s:o, s:o}", "component", component, "outcome", "nothing",
-                            "deployment",
-                            dep != NULL ? json_integer(json_integer_value(json_object_get(dep, "id")))
-                                        : json_null(),
-                            "state", dep != NULL ? json_string(jstr(dep, "state")) : json_null());
+        *result = json_pack(
+            "{s:s, s:s, s:o, s:o}", "component", component, "outcome", "nothing", "deployment",
+            dep != NULL ? json_integer(json_integer_value(json_object_get(dep, "id")))
+                        : json_null(),
+            "state", dep != NULL ? json_string(jstr(dep, "state")) : json_null());
         json_decref(list);
         return CLI_EXIT_OK;
     }
@@ -286,7 +287,8 @@ do_switch:
         ms_promote_options po;
         if (intent == NULL)
             intent = step_detail(dep, "promote", "preparing");
-        if (intent == NULL || jstr(intent, "promote_id") == NULL || jstr(intent, "artifact") == NULL) {
+        if (intent == NULL || jstr(intent, "promote_id") == NULL ||
+            jstr(intent, "artifact") == NULL) {
             cli_error("deployment %lld of %s: the promotion's intent is not recorded: cannot "
                       "finish it",
                       (long long)id, component);
@@ -298,8 +300,8 @@ do_switch:
         po.prepare_timeout_ms = orq.prepare_timeout_ms > 0 ? orq.prepare_timeout_ms : 15000;
         s = ms_deploy_promote(bus, component, to, jstr(intent, "artifact"), &po, rep);
         detail = json_pack("{s:s, s:s, s:s, s:o, s:O?}", "interrupted_at", at, "found_by", holder,
-                           "action", "finished the switch", "report",
-                           cli_promote_report_json(rep), "serving", seen);
+                           "action", "finished the switch", "report", cli_promote_report_json(rep),
+                           "serving", seen);
         if (s == MS_OK) {
             outcome = "promoted";
             action = "finished the switch on every host";
@@ -332,9 +334,9 @@ do_switch:
         }
         {
             json_t *rb = NULL, *extra = json_pack("{s:s, s:O}", "interrupted_at", at, "finish",
-                                                 json_object_get(detail, "report"));
-            s = cli_deploy_rollback_switch(reg, bus, rq, id, "resume", to, from, NULL, extra,
-                                           NULL, rep, &rb);
+                                                  json_object_get(detail, "report"));
+            s = cli_deploy_rollback_switch(reg, bus, rq, id, "resume", to, from, NULL, extra, NULL,
+                                           rep, &rb);
             json_decref(extra);
             json_decref(detail);
             detail = rb;

@@ -200,14 +200,14 @@ void ms_watch_limits_init(ms_watch_limits *l);
 
 typedef struct ms_watch_verdict {
     bool degraded;
-    char check[16];                /* "health", "error_rate" or "" (not degraded) */
-    double value;                  /* error_rate: the new rate in %; health: unhealthy count */
-    double threshold;              /* error_rate: previous rate + increase; health: 0 */
-    double previous_rate;          /* the previous version's error rate in % */
-    uint64_t previous_requests;    /* its num_requests, summed over its instances */
-    uint64_t previous_errors;      /* its num_errors */
-    uint64_t requests, errors;     /* the new version's, in the window */
-    char detail[256];              /* one sentence; the unhealthy instance when health */
+    char check[16];             /* "health", "error_rate" or "" (not degraded) */
+    double value;               /* error_rate: the new rate in %; health: unhealthy count */
+    double threshold;           /* error_rate: previous rate + increase; health: 0 */
+    double previous_rate;       /* the previous version's error rate in % */
+    uint64_t previous_requests; /* its num_requests, summed over its instances */
+    uint64_t previous_errors;   /* its num_errors */
+    uint64_t requests, errors;  /* the new version's, in the window */
+    char detail[256];           /* one sentence; the unhealthy instance when health */
 } ms_watch_verdict;
 
 /*

@@ -77,8 +77,8 @@ typedef struct ms_registry_decision {
  * or one read by two agents of the same component, is decided once. id and
  * fresh may be NULL. MS_ERR_INVALID_ARG (a required field missing, or an
  * unknown decision: named), MS_ERR_IO, MS_ERR_NO_MEMORY. */
-ms_status ms_registry_record_decision(ms_registry *reg, const ms_registry_decision *d,
-                                      int64_t *id, bool *fresh);
+ms_status ms_registry_record_decision(ms_registry *reg, const ms_registry_decision *d, int64_t *id,
+                                      bool *fresh);
 
 /* Decisions of component (NULL: all), newest first: at most limit (0: 50,
  * capped at 1000), only those with id < before_id when before_id > 0 (the
@@ -141,8 +141,8 @@ ms_status ms_registry_run_update(ms_registry *reg, int64_t run_id, const char *s
 
 /* One run, or the runs of component (NULL: all), newest first, paged. */
 ms_status ms_registry_run_get(ms_registry *reg, int64_t run_id, json_t **out);
-ms_status ms_registry_runs(ms_registry *reg, const char *component, int64_t before_id,
-                           size_t limit, json_t **out);
+ms_status ms_registry_runs(ms_registry *reg, const char *component, int64_t before_id, size_t limit,
+                           json_t **out);
 
 /* ---- audit log -------------------------------------------------------- */
 
@@ -224,9 +224,8 @@ ms_status ms_registry_version_transition(ms_registry *reg, const char *component
  * (the states are read inside the transaction). Statuses as
  * ms_registry_version_transition.
  */
-ms_status ms_registry_version_promote(ms_registry *reg, const char *component,
-                                      const char *version, int64_t deployment_id,
-                                      const char *step, const char *outcome,
+ms_status ms_registry_version_promote(ms_registry *reg, const char *component, const char *version,
+                                      int64_t deployment_id, const char *step, const char *outcome,
                                       const json_t *detail);
 
 /*

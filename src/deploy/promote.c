@@ -402,8 +402,8 @@ static bool host_answered(const json_t *answers, void *arg)
 
 /* Switch prepared host h; MS_OK when it serves version afterwards. */
 static ms_status switch_one(ms_bus *bus, const char *subject, const char *component,
-                            const char *version, const ms_promote_options *o,
-                            ms_promote_report *r, ms_promote_host *h)
+                            const char *version, const ms_promote_options *o, ms_promote_report *r,
+                            ms_promote_host *h)
 {
     json_t *body, *answers = NULL, *a;
     size_t i;
@@ -680,8 +680,8 @@ ms_status ms_deploy_abort(ms_bus *bus, const char *component, const char *deploy
         return ms__err(MS_ERR_INVALID_ARG, "ms_deploy_abort: '%s' is not a component name",
                        component);
     snprintf(subject, sizeof subject, "mainstack.deploy.%s", component);
-    body = json_pack("{s:s, s:s, s:s}", "action", "abort", "component", component,
-                     "deployment_id", deployment_id);
+    body = json_pack("{s:s, s:s, s:s}", "action", "abort", "component", component, "deployment_id",
+                     deployment_id);
     if (body == NULL)
         return ms__err(MS_ERR_NO_MEMORY, "ms_deploy_abort: allocating");
     /* hosts are not known here: every answer within the window counts */

@@ -57,8 +57,8 @@ ms_status ms_registry_deployment_start(ms_registry *reg, const char *component,
                            "registry: deployment_start: change %zu: a version and a valid "
                            "state are required",
                            i);
-    detail = json_pack("{s:s, s:s, s:[], s:O?}", "who", who, "step", "", "steps", "request",
-                       request);
+    detail =
+        json_pack("{s:s, s:s, s:[], s:O?}", "who", who, "step", "", "steps", "request", request);
     if (detail == NULL)
         return ms__err(MS_ERR_NO_MEMORY, "registry: deployment_begin");
     ms__reg_now(now);
@@ -139,8 +139,8 @@ static ms_status stored_detail(ms_registry *reg, int64_t id, json_t **out)
 }
 
 ms_status ms__reg_deployment_update_locked(ms_registry *reg, int64_t id, const char *step,
-                                          const char *outcome, const json_t *detail,
-                                          const char *now)
+                                           const char *outcome, const json_t *detail,
+                                           const char *now)
 {
     sqlite3_stmt *q = NULL;
     json_t *all = NULL, *steps, *entry = NULL;

@@ -78,10 +78,9 @@ bool ms__reg_token_ok(const char *s);
  * (deployments.c) at time now, reg->lock held, inside the caller's
  * transaction, so several make one. Arguments already checked. */
 ms_status ms__reg_version_set_state_locked(ms_registry *reg, const char *component,
-                                           const char *version, const char *state,
-                                           const char *now);
+                                           const char *version, const char *state, const char *now);
 ms_status ms__reg_deployment_update_locked(ms_registry *reg, int64_t id, const char *step,
-                                          const char *outcome, const json_t *detail,
-                                          const char *now);
+                                           const char *outcome, const json_t *detail,
+                                           const char *now);
 
 #endif

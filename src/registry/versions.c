@@ -166,8 +166,7 @@ ms_status ms_registry_version_get(ms_registry *reg, const char *component, const
 /* Set one version's state, appending {state, time} to detail.history.
  * reg->lock held; inside the caller's transaction or on its own. */
 ms_status ms__reg_version_set_state_locked(ms_registry *reg, const char *component,
-                                           const char *version, const char *state,
-                                           const char *now)
+                                           const char *version, const char *state, const char *now)
 {
     sqlite3_stmt *q = NULL;
     ms_status s;
@@ -279,8 +278,8 @@ static ms_status apply_changes(ms_registry *reg, const char *component,
     int64_t active = 0;
 
     for (size_t i = 0; s == MS_OK && i < n; i++)
-        s = ms__reg_version_set_state_locked(reg, component, changes[i].version,
-                                             changes[i].state, now);
+        s = ms__reg_version_set_state_locked(reg, component, changes[i].version, changes[i].state,
+                                             now);
     if (s == MS_OK)
         s = count_active(reg, component, &active);
     if (s == MS_OK && active > 1)
@@ -302,8 +301,9 @@ static ms_status transition_args(ms_registry *reg, const char *component,
                        "changes when n > 0");
     for (size_t i = 0; i < n; i++) {
         if (blank(changes[i].version))
-            return ms__err(MS_ERR_INVALID_ARG, "registry: version_transition: change %zu names "
-                                               "no version",
+            return ms__err(MS_ERR_INVALID_ARG,
+                           "registry: version_transition: change %zu names "
+                           "no version",
                            i);
         if ((s = state_arg_check(changes[i].state)) != MS_OK)
             return s;
@@ -347,9 +347,8 @@ cleanup:
     return s;
 }
 
-ms_status ms_registry_version_promote(ms_registry *reg, const char *component,
-                                      const char *version, int64_t deployment_id,
-                                      const char *step, const char *outcome,
+ms_status ms_registry_version_promote(ms_registry *reg, const char *component, const char *version,
+                                      int64_t deployment_id, const char *step, const char *outcome,
                                       const json_t *detail)
 {
     ms_version_change ch[MS_REGISTRY_PROMOTE_MAX_CHANGES];

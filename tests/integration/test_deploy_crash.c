@@ -83,8 +83,8 @@ static pid_t spawn(fx *f, const char *fault, const char *fmt, ...)
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
     f->seq++;
-    snprintf(cmd, sizeof cmd, "exec '%s' %s >'%s/out.%d' 2>'%s/err.%d'", MSTACK_BIN, args,
-             f->root, f->seq, f->root, f->seq);
+    snprintf(cmd, sizeof cmd, "exec '%s' %s >'%s/out.%d' 2>'%s/err.%d'", MSTACK_BIN, args, f->root,
+             f->seq, f->root, f->seq);
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -327,7 +327,8 @@ static void start_host_b(fx *f)
 
     snprintf(art, sizeof art, "%s/.mainstack/artifacts/swapver/1.1.0/swapver.so", f->root);
     snprintf(data, sizeof data, "%s/host-b-data", f->root);
-    f->host_b = spawn(f, NULL, "run '%s' --nats %s --name host-b --data-dir '%s' "
+    f->host_b = spawn(f, NULL,
+                      "run '%s' --nats %s --name host-b --data-dir '%s' "
                       "--health-interval 0 --workers 2",
                       art, ms_nats_server_url(f->srv), data);
     snprintf(out, sizeof out, "%s/out.%d", f->root, f->seq);
@@ -507,8 +508,7 @@ static void killed_after_prepare(void **state)
     json_decref(d);
     /* re-running starts afresh, and goes through */
     assert_int_equal(
-        mstack(f, NULL, "deploy swapver 1.2.0 --watch 0 --nats %s", ms_nats_server_url(f->srv)),
-        0);
+        mstack(f, NULL, "deploy swapver 1.2.0 --watch 0 --nats %s", ms_nats_server_url(f->srv)), 0);
     has(f->out, "promoted swapver 1.2.0 on 2 hosts");
     assert_one_active(f, "1.2.0");
     assert_all_serve(f, "1.2.0", 2);
@@ -592,8 +592,7 @@ static void killed_during_rollback(void **state)
     fx *f = *state;
 
     assert_int_equal(
-        mstack(f, NULL, "deploy swapver 1.2.0 --watch 0 --nats %s", ms_nats_server_url(f->srv)),
-        0);
+        mstack(f, NULL, "deploy swapver 1.2.0 --watch 0 --nats %s", ms_nats_server_url(f->srv)), 0);
     assert_all_serve(f, "1.2.0", 2);
     killed_at(f, "rollback-switch", "rollback swapver");
     assert_int_equal(serving(f, "1.1.0", NULL), 1);
@@ -672,8 +671,7 @@ static void next_deploy_resumes(void **state)
 
     killed_at(f, "between-switches", "deploy swapver 1.2.0 --watch 0");
     assert_int_equal(
-        mstack(f, NULL, "deploy swapver 1.2.0 --watch 0 --nats %s", ms_nats_server_url(f->srv)),
-        0);
+        mstack(f, NULL, "deploy swapver 1.2.0 --watch 0 --nats %s", ms_nats_server_url(f->srv)), 0);
     has(f->out, "resuming deployment");
     has(f->out, "swapver 1.2.0 is active now");
     assert_all_serve(f, "1.2.0", 2);

@@ -750,8 +750,8 @@ static void switch_host_by_host_and_abort(void **state)
                  "\"artifact\":\"%s\"}",
                  id, ART_A);
         /* one host's answer is enough to know the prepare went out */
-        ms_assert_ok(ms_bus_request(f->client, "mainstack.deploy.swapver", body, strlen(body), 5000,
-                                    &m));
+        ms_assert_ok(
+            ms_bus_request(f->client, "mainstack.deploy.swapver", body, strlen(body), 5000, &m));
         j = reply_json(m);
         assert_true(json_is_true(json_object_get(j, "ok")));
         json_decref(j);

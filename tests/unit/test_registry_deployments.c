@@ -243,8 +243,7 @@ static void promote_and_transition_are_one_transaction(void **state)
     /* start: the record with its request and the candidate's state together */
     req = json_pack("{s:s, s:i}", "verb", "deploy", "watch_ms", 0);
     ch[0] = (ms_version_change){"1.0.0", "testing"};
-    ms_assert_ok(
-        ms_registry_deployment_start(f->reg, "svc", NULL, "1.0.0", "t", req, ch, 1, &id));
+    ms_assert_ok(ms_registry_deployment_start(f->reg, "svc", NULL, "1.0.0", "t", req, ch, 1, &id));
     ms_assert_ok(ms_registry_deployment_get(f->reg, id, &d));
     assert_string_equal(str(d, "state"), "running");
     assert_string_equal(str(json_object_get(json_object_get(d, "detail"), "request"), "verb"),
@@ -253,13 +252,13 @@ static void promote_and_transition_are_one_transaction(void **state)
     assert_states(f, "testing", "candidate", "candidate");
 
     /* first promotion: nothing was active */
-    ms_assert_ok(ms_registry_version_promote(f->reg, "svc", "1.0.0", id, "promote", "promoted",
-                                             NULL));
+    ms_assert_ok(
+        ms_registry_version_promote(f->reg, "svc", "1.0.0", id, "promote", "promoted", NULL));
     assert_states(f, "active", "candidate", "candidate");
     ms_assert_ok(ms_registry_version_promote(f->reg, "svc", "1.1.0", 0, NULL, NULL, NULL));
     assert_states(f, "previous", "active", "candidate");
-    ms_assert_ok(ms_registry_version_promote(f->reg, "svc", "1.2.0", id, "promote", "promoted",
-                                             NULL));
+    ms_assert_ok(
+        ms_registry_version_promote(f->reg, "svc", "1.2.0", id, "promote", "promoted", NULL));
     assert_states(f, "candidate", "previous", "active");
     ms_assert_ok(ms_registry_deployment_get(f->reg, id, &d));
     steps = json_object_get(json_object_get(d, "detail"), "steps");
@@ -269,8 +268,8 @@ static void promote_and_transition_are_one_transaction(void **state)
     /* rollback as a transition with its step */
     ch[0] = (ms_version_change){"1.2.0", "rolled-back"};
     ch[1] = (ms_version_change){"1.1.0", "active"};
-    ms_assert_ok(ms_registry_version_transition(f->reg, "svc", ch, 2, id, "rollback",
-                                                "rolled-back", req));
+    ms_assert_ok(
+        ms_registry_version_transition(f->reg, "svc", ch, 2, id, "rollback", "rolled-back", req));
     assert_states(f, "candidate", "active", "rolled-back");
     ms_assert_ok(ms_registry_deployment_get(f->reg, id, &d));
     assert_string_equal(str(d, "state"), "rolled-back");
@@ -302,9 +301,9 @@ static void promote_and_transition_are_one_transaction(void **state)
                      MS_ERR_INVALID_ARG);
     has(ms_last_error(), "version state 'tested'");
     ch[0] = (ms_version_change){"1.0.0", "previous"};
-    ms_assert_status(ms_registry_version_transition(f->reg, "svc", ch, 1, id, "Bad Step", "y",
-                                                    NULL),
-                     MS_ERR_INVALID_ARG);
+    ms_assert_status(
+        ms_registry_version_transition(f->reg, "svc", ch, 1, id, "Bad Step", "y", NULL),
+        MS_ERR_INVALID_ARG);
     ms_assert_status(ms_registry_version_transition(f->reg, "svc", NULL, 1, 0, NULL, NULL, NULL),
                      MS_ERR_INVALID_ARG);
     ms_assert_status(ms_registry_version_promote(f->reg, "svc", "", 0, NULL, NULL, NULL),
