@@ -686,6 +686,38 @@ static void next_deploy_resumes(void **state)
     assert_one_active(f, "1.1.0");
 }
 
+/* No server where the resume looks: past the switch nothing is changed
+ * (exit 6, still resumable); before the switch the registry is undone
+ * without the hosts. */
+static void resume_without_server(void **state)
+{
+    fx *f = *state;
+    json_t *d;
+
+    killed_at(f, "between-switches", "deploy swapver 1.2.0 --watch 0");
+    assert_int_equal(mstack(f, NULL, "deploy --resume swapver --nats nats://127.0.0.1:1"), 6);
+    has(f->err, "cannot be resumed without the hosts (at promote:switching)");
+    assert_deployment_state(f, "switching");
+    assert_one_active(f, "1.1.0");
+    assert_locked(f, false); /* released on the way out */
+    assert_int_equal(resume(f), 0);
+    assert_all_serve(f, "1.2.0", 2);
+    assert_one_active(f, "1.2.0");
+
+    killed_at(f, "compare", "deploy swapver 1.1.0 --watch 0");
+    assert_int_equal(mstack(f, NULL, "deploy --resume swapver --nats nats://127.0.0.1:1 --json"),
+                     0);
+    has(f->out, "\"outcome\": \"interrupted\"");
+    d = last_deployment(f);
+    has(json_string_value(
+            json_object_get(json_object_get(json_object_get(d, "detail"), "result"), "note")),
+        "aborts by itself after its hold time");
+    json_decref(d);
+    assert_state(f, "1.1.0", "candidate");
+    assert_one_active(f, "1.2.0");
+    assert_locked(f, false);
+}
+
 static void stopped_deploy_goes_on(void **state)
 {
     fx *f = *state;
@@ -725,6 +757,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(host_killed_during_prepare, setup, teardown),
         cmocka_unit_test_setup_teardown(host_killed_between_switches, setup, teardown),
         cmocka_unit_test_setup_teardown(next_deploy_resumes, setup, teardown),
+        cmocka_unit_test_setup_teardown(resume_without_server, setup, teardown),
         cmocka_unit_test_setup_teardown(stopped_deploy_goes_on, setup, teardown),
     };
     if (argc > 1)
