@@ -251,6 +251,48 @@ typedef struct cli_deploy_request {
 int cli_deploy_promote_step(ms_registry *reg, const cli_deploy_request *rq, const char *active,
                             int64_t dep_id, bool quiet, json_t **result);
 
+/* The watch window after a promotion of version (active: the version it
+ * replaced, now previous, or NULL; previous: the $SRV.STATS baseline of
+ * the version still active before the switch, borrowed, may be NULL):
+ * rq->watch_ms and the limits of rq; records the step "watch" (intent
+ * "watching", then permanent, rolled-back, degraded or error) in dep_id;
+ * a degraded version is rolled back at once. *result {"outcome",
+ * "report"}. Returns the exit code. */
+int cli_deploy_watch(ms_registry *reg, ms_bus *bus, const cli_deploy_request *rq,
+                     const char *version, const char *active, const json_t *previous,
+                     int64_t dep_id, json_t **result);
+/* Switch every host from `from` back to `to` (cmd_promote.c): the intent
+ * (step, "rolling-back") first, then ms_deploy_rollback, then on success
+ * the states (from rolled-back, to active) with the step, one transaction. */
+ms_status cli_deploy_rollback_switch(ms_registry *reg, ms_bus *bus, const cli_deploy_request *rq,
+                                     int64_t dep_id, const char *step, const char *from,
+                                     const char *to, const char *rollback_id, const json_t *extra,
+                                     const json_t *base, ms_promote_report *rep,
+                                     json_t **detail_out);
+/* The per-host report as JSON (a new reference) / as a table. */
+json_t *cli_promote_report_json(const ms_promote_report *r);
+void cli_promote_report_print(const ms_promote_report *r, FILE *f);
+/* The outcome of a failed promotion or rollback (no-hosts, failed, error)
+ * and its message on stderr. */
+const char *cli_deploy_failure_outcome(ms_status s, const ms_promote_report *rep);
+void cli_deploy_print_failure(const char *what, const char *done, const char *component,
+                              const char *version, ms_status s, const ms_promote_report *rep);
+/* Every $SRV.STATS.<component> answer as an array (NULL: asking failed). */
+json_t *cli_deploy_sample_stats(ms_bus *bus, const char *component);
+/* The test hook (docs/deploy.md, "Crash safety"): when
+ * MAINSTACK_DEPLOY_FAULT is "<point>" or "<point>:kill" the process
+ * SIGKILLs itself here, "<point>:stop" SIGSTOPs itself (a test then kills
+ * it or lets it go on with SIGCONT). */
+void cli_deploy_fault(const char *point);
+/* Find component's newest deployment; when it is unfinished (a process
+ * died in it), reconcile with what the hosts serve and finish or undo it
+ * (cmd_resume.c). The caller holds the deploy lock (as holder). *acted:
+ * whether something was resumed; *result (may stay NULL): {"component",
+ * "deployment", "interrupted_at", "outcome", "action", "detail"}. Nothing
+ * to resume is CLI_EXIT_OK. rq->quiet: nothing on stdout. */
+int cli_deploy_resume(ms_registry *reg, const cli_deploy_request *rq, const char *holder,
+                      bool *acted, json_t **result);
+
 /* Phases of cli_deploy_run, in order (progress reports them). */
 enum {
     CLI_DEPLOY_LOCK = 1,

@@ -522,10 +522,11 @@ int cli_deploy_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks, 
     char holder[400], tmp[4200];
     ms_registry *reg = NULL;
     json_t *cand_row = NULL, *all = NULL, *row, *rows = NULL, *failures = NULL, *detail = NULL;
-    json_t *json_out = NULL;
+    json_t *json_out = NULL, *request = NULL, *resumed = NULL;
     side act = {.label = "active"}, cand = {.label = "candidate"};
     char *command = NULL;
-    bool locked = false, tmp_made = false, cancelled = false;
+    bool locked = false, tmp_made = false, cancelled = false, acted = false;
+    const char *cand_state = NULL; /* the candidate's state recorded with the test step */
     int64_t dep_id = 0;
     int rc;
     size_t i, bad = 0;
@@ -549,6 +550,33 @@ int cli_deploy_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks, 
     if (cli_deploy_lock(reg, component, holder) != CLI_EXIT_OK)
         goto cleanup;
     locked = true;
+    /* an interrupted deployment (its process died) is finished or undone
+     * before anything else */
+    if (cli_deploy_resume(reg, rq, holder, &acted, &resumed) != CLI_EXIT_OK) {
+        cli_error("the unfinished deployment of %s could not be resumed: not deploying %s",
+                  component, version);
+        goto cleanup;
+    }
+    if (acted) {
+        json_decref(cand_row);
+        cand_row = NULL;
+        if (ms_registry_version_get(reg, component, version, &cand_row) != MS_OK) {
+            cli_error("%s", ms_last_error());
+            goto cleanup;
+        }
+        if (strcmp(json_string_value(json_object_get(cand_row, "state")), "active") == 0) {
+            /* the resumed deployment promoted it */
+            if (!quiet)
+                printf("%s %s is active now (deployment %lld was resumed): nothing more to "
+                       "deploy\n",
+                       component, version,
+                       (long long)json_integer_value(json_object_get(resumed, "deployment")));
+            *result = json_pack("{s:s, s:s, s:O}", "component", component, "outcome", "resumed",
+                                "resumed", resumed);
+            rc = CLI_EXIT_OK;
+            goto cleanup;
+        }
+    }
 
     cand.version = version;
     snprintf(cand.so, sizeof cand.so, "%s/%s.so",
@@ -576,12 +604,21 @@ int cli_deploy_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks, 
         cli_error("out of memory");
         goto cleanup;
     }
-    if (ms_registry_deployment_begin(reg, component, act.version, version, holder, &dep_id) !=
-            MS_OK ||
-        ms_registry_version_set_state(reg, component, version, "testing") != MS_OK) {
-        cli_error("%s", ms_last_error());
-        goto cleanup;
+    /* the record, with what was asked, and the candidate's state together */
+    request = json_pack("{s:s, s:b, s:i, s:i, s:i, s:i, s:i}", "verb", "deploy", "no_promote",
+                        no_promote, "timeout_ms", timeout, "watch_ms", rq->watch_ms,
+                        "max_error_rate_increase", rq->max_error_rate_increase, "min_requests",
+                        rq->min_requests, "prepare_timeout_ms", rq->prepare_timeout_ms);
+    {
+        ms_version_change ch = {version, "testing"};
+        if (request == NULL ||
+            ms_registry_deployment_start(reg, component, act.version, version, holder, request, &ch,
+                                         1, &dep_id) != MS_OK) {
+            cli_error("%s", ms_last_error());
+            goto cleanup;
+        }
     }
+    cli_deploy_fault("after-lock");
     snprintf(tmp, sizeof tmp, "%s/.mainstack/tmp", root);
     (void)mkdir(tmp, 0700);
     snprintf(tmp, sizeof tmp, "%s/.mainstack/tmp/deploy-%s-XXXXXX", root, component);
@@ -610,11 +647,12 @@ int cli_deploy_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks, 
         run_suite(&act, tmp, timeout);
         if (act.failure[0] == '\0' && command != NULL)
             run_command(&act, root, command, timeout);
+        cli_deploy_fault("test-active");
         if (act.failure[0] != '\0') {
             cli_error("the active version %s could not be tested, so nothing can be compared: "
                       "%s",
                       act.version, act.failure);
-            (void)ms_registry_version_set_state(reg, component, version, "candidate");
+            cand_state = "candidate";
             detail = json_pack("{s:s}", "error", act.failure);
             goto record;
         }
@@ -625,6 +663,7 @@ int cli_deploy_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks, 
     run_suite(&cand, tmp, timeout);
     if (cand.failure[0] == '\0' && command != NULL)
         run_command(&cand, root, command, timeout);
+    cli_deploy_fault("test-candidate");
     if ((cancelled = stop_asked(hooks)))
         goto cancel;
     phase(hooks, CLI_DEPLOY_COMPARE, "comparing %s with %s", version,
@@ -634,7 +673,7 @@ int cli_deploy_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks, 
     detail = json_pack("{s:s?, s:s, s:O, s:O, s:s?}", "active", act.version, "candidate", version,
                        "table", rows, "failures", failures, "tests_command", command);
     if (bad > 0)
-        (void)ms_registry_version_set_state(reg, component, version, "rejected");
+        cand_state = "rejected";
     json_out = json_pack("{s:s, s:I, s:s, s:O}", "component", component, "deployment",
                          (json_int_t)dep_id, "outcome", outcome, "detail", detail);
     if (!quiet) {
@@ -665,7 +704,7 @@ cancel:
          * version keeps serving; the candidate is untested or unpromoted */
         outcome = "cancelled";
         rc = CLI_EXIT_FAILURE;
-        (void)ms_registry_version_set_state(reg, component, version, "candidate");
+        cand_state = "candidate";
         json_decref(detail);
         detail = json_pack("{s:s?, s:s, s:s}", "active", act.version, "candidate", version, "error",
                            "cancelled before the promotion: nothing was switched");
@@ -674,11 +713,17 @@ cancel:
             json_pack("{s:s, s:I, s:s, s:O, s:b}", "component", component, "deployment",
                       (json_int_t)dep_id, "outcome", outcome, "detail", detail, "cancelled", 1);
     }
-record:
-    if (ms_registry_deployment_update(reg, dep_id, "test", outcome, detail) != MS_OK) {
+record : {
+    /* the candidate's state and the step in one transaction */
+    ms_version_change ch = {version, cand_state};
+    if (ms_registry_version_transition(reg, component, &ch, cand_state != NULL ? 1 : 0, dep_id,
+                                       "test", outcome, detail) != MS_OK) {
         cli_error("recording the deployment: %s", ms_last_error());
         rc = CLI_EXIT_FAILURE;
     }
+}
+    if (rc == CLI_EXIT_OK && bad == 0 && !no_promote && !cancelled)
+        cli_deploy_fault("compare");
     (void)ms_registry_audit(reg, rq->actor ? rq->actor : holder, "deploy", component, outcome,
                             detail);
     if (json_out == NULL && detail != NULL)
@@ -700,6 +745,8 @@ record:
             json_decref(promotion);
         }
     }
+    if (json_out != NULL && resumed != NULL)
+        json_object_set(json_out, "resumed", resumed);
     phase(hooks, CLI_DEPLOY_DONE, "deployment %lld: %s", (long long)dep_id,
           json_out != NULL ? json_string_value(json_object_get(json_out, "outcome")) : outcome);
     *result = json_out;
@@ -707,8 +754,8 @@ record:
 cleanup:
     if (rc != CLI_EXIT_OK && dep_id > 0 && strcmp(outcome, "error") == 0 && detail == NULL) {
         /* failed before anything was compared: the candidate is untested */
-        (void)ms_registry_deployment_update(reg, dep_id, "test", "error", NULL);
-        (void)ms_registry_version_set_state(reg, component, version, "candidate");
+        ms_version_change ch = {version, "candidate"};
+        (void)ms_registry_version_transition(reg, component, &ch, 1, dep_id, "test", "error", NULL);
     }
     if (tmp_made)
         remove_tree(tmp);
@@ -717,6 +764,8 @@ cleanup:
         rc = CLI_EXIT_FAILURE;
     }
     free(command);
+    json_decref(request);
+    json_decref(resumed);
     json_decref(json_out);
     json_decref(detail);
     json_decref(rows);
@@ -731,6 +780,43 @@ cleanup:
     return rc;
 }
 
+/* mstack deploy --resume COMPONENT: take the lock (a dead holder's is
+ * released), finish or undo the unfinished deployment, say what was done. */
+static int run_resume(const cli_deploy_request *rq)
+{
+    char holder[400];
+    ms_registry *reg = NULL;
+    json_t *result = NULL;
+    bool acted = false;
+    int rc;
+
+    if ((rc = cli_open_registry(rq->root, &reg)) != CLI_EXIT_OK)
+        return rc;
+    cli_deploy_holder(holder, sizeof holder);
+    if ((rc = cli_deploy_lock(reg, rq->component, holder)) != CLI_EXIT_OK)
+        goto cleanup;
+    rc = cli_deploy_resume(reg, rq, holder, &acted, &result);
+    if (ms_registry_deploy_unlock(reg, rq->component, holder) != MS_OK) {
+        cli_error("releasing the deploy lock: %s", ms_last_error());
+        rc = CLI_EXIT_FAILURE;
+    }
+    if (!acted && result != NULL && !rq->quiet) {
+        const json_t *id = json_object_get(result, "deployment");
+        if (json_is_integer(id))
+            printf("nothing to resume for %s: its last deployment (%lld) is %s\n", rq->component,
+                   (long long)json_integer_value(id),
+                   json_string_value(json_object_get(result, "state")));
+        else
+            printf("nothing to resume for %s: no deployment is recorded\n", rq->component);
+    }
+    if (rq->quiet && result != NULL)
+        cli_print_json(result, true);
+cleanup:
+    json_decref(result);
+    ms_registry_close(reg);
+    return rc;
+}
+
 static int run_deploy(const cli_verb *verb, const cli_args *a)
 {
     cli_deploy_request rq = {0};
@@ -739,7 +825,7 @@ static int run_deploy(const cli_verb *verb, const cli_args *a)
     int rc;
 
     rq.component = a->positional[0];
-    rq.version = a->positional[1];
+    rq.version = a->npositional > 1 ? a->positional[1] : NULL;
     rq.quiet = cli_flag(a, "json");
     rq.no_promote = cli_flag(a, "no-promote");
     rq.nats_url = cli_client_url(a);
@@ -754,6 +840,13 @@ static int run_deploy(const cli_verb *verb, const cli_args *a)
         (rc = cli_project_root(a, root, sizeof root)) != CLI_EXIT_OK)
         return rc;
     rq.root = root;
+    if (cli_flag(a, "resume")) {
+        if (a->npositional != 1)
+            return cli_usage_error(verb, "--resume takes the component only");
+        return run_resume(&rq);
+    }
+    if (a->npositional != 2)
+        return cli_usage_error(verb, "COMPONENT and VERSION are required (or --resume COMPONENT)");
     rc = cli_deploy_run(&rq, NULL, &result);
     if (rq.quiet && result != NULL)
         cli_print_json(result, true);
@@ -768,6 +861,8 @@ static const cli_option deploy_options[] = {
      "60000)"},
     {"nats", 's', "URL", false, "the NATS server the hosts run on (default $NATS_URL)"},
     {"no-promote", 0, NULL, false, "stop after the comparison (ready to promote)"},
+    {"resume", 0, NULL, false,
+     "finish or undo the component's deployment whose process died, then stop"},
     {"prepare-timeout", 0, "MS", false, "how long every host has to prepare (default 15000)"},
     {"watch", 0, "MS", false,
      "after the promotion, watch error rate and health this long (default 10000; 0: no watch)"},
@@ -781,7 +876,8 @@ static const cli_option deploy_options[] = {
 
 const cli_verb cli_verb_deploy = {
     .name = "deploy",
-    .usage = "COMPONENT VERSION [--nats URL] [--no-promote] [--prepare-timeout MS] [--timeout MS] "
+    .usage = "(COMPONENT VERSION | --resume COMPONENT) [--nats URL] [--no-promote] "
+             "[--prepare-timeout MS] [--timeout MS] "
              "[--watch MS] [--max-error-rate-increase POINTS] [--min-requests N] [--json]",
     .summary = "test a recorded version against the active one, then promote it",
     .description =
@@ -803,11 +899,18 @@ const cli_verb cli_verb_deploy = {
         "check and its value recorded, exit 1); otherwise VERSION is permanent.\n"
         "--no-promote stops after the comparison (state testing). Every step is stored\n"
         "in the deployment record of the registry (mstack history). A deploy lock left\n"
-        "by a process of this host that no longer exists is released with a warning.\n",
+        "by a process of this host that no longer exists is released with a warning.\n"
+        "A deployment whose process died (kill -9, a lost machine) is finished or undone\n"
+        "first, under the lock, after asking the hosts what they serve: interrupted\n"
+        "before the switch it is undone (the candidate back to candidate, prepared hosts\n"
+        "aborted), during the switch finished (or every host rolled back), during the\n"
+        "watch watched again, during a rollback the rollback finished; --resume does\n"
+        "only that (nothing to resume: exit 0).\n",
     .options = deploy_options,
-    .min_positional = 2,
+    .min_positional = 1,
     .max_positional = 2,
     .examples = "  mstack version add user-service && mstack deploy user-service 1.3.0\n"
+                "  mstack deploy --resume user-service\n"
                 "  mstack deploy user-service 1.3.0 --timeout 20000 --json\n",
     .run = run_deploy,
 };

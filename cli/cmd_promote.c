@@ -25,6 +25,7 @@
  * History lists the deployments of a component newest first, each with
  * its steps and, when it did not go through, the reason.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +55,7 @@ static const char *host_result(const ms_promote_host *h)
     return "no answer";
 }
 
-static json_t *promote_report_json(const ms_promote_report *r)
+json_t *cli_promote_report_json(const ms_promote_report *r)
 {
     json_t *o, *hosts;
 
@@ -79,7 +80,7 @@ static json_t *promote_report_json(const ms_promote_report *r)
     return o;
 }
 
-static void promote_report_print(const ms_promote_report *r, FILE *f)
+void cli_promote_report_print(const ms_promote_report *r, FILE *f)
 {
     static const char *const headers[] = {"HOST",    "INSTANCES", "FROM",  "TO",
                                           "SERVING", "RESULT",    "DETAIL"};
@@ -148,39 +149,10 @@ static void describe_versions(const json_t *rows, char *out, size_t cap)
     }
 }
 
-/* After a promotion of version: it is active, the one that was active is
- * previous, an older previous is a candidate again. */
-static ms_status promote_states(ms_registry *reg, const char *component, const char *version)
-{
-    json_t *rows = NULL, *row;
-    size_t i;
-    ms_status s;
-
-    if ((s = ms_registry_versions(reg, component, &rows)) != MS_OK)
-        return s;
-    json_array_foreach(rows, i, row)
-    {
-        const char *v = json_string_value(json_object_get(row, "version"));
-        const char *st = json_string_value(json_object_get(row, "state"));
-        if (strcmp(v, version) == 0)
-            continue;
-        if (strcmp(st, "previous") == 0)
-            s = ms_registry_version_set_state(reg, component, v, "candidate");
-        else if (strcmp(st, "active") == 0)
-            s = ms_registry_version_set_state(reg, component, v, "previous");
-        if (s != MS_OK)
-            break;
-    }
-    if (s == MS_OK)
-        s = ms_registry_version_set_state(reg, component, version, "active");
-    json_decref(rows);
-    return s;
-}
-
 /* ---- promotion -------------------------------------------------------------- */
 
 /* Classify a failed promote/rollback: the outcome and the sentence. */
-static const char *failure_outcome(ms_status s, const ms_promote_report *rep)
+const char *cli_deploy_failure_outcome(ms_status s, const ms_promote_report *rep)
 {
     (void)rep;
     if (s == MS_ERR_NOT_FOUND)
@@ -191,8 +163,8 @@ static const char *failure_outcome(ms_status s, const ms_promote_report *rep)
 }
 
 /* what: "promotion" or "rollback"; done: "promoted" or "rolled back". */
-static void print_failure(const char *what, const char *done, const char *component,
-                          const char *version, ms_status s, const ms_promote_report *rep)
+void cli_deploy_print_failure(const char *what, const char *done, const char *component,
+                              const char *version, ms_status s, const ms_promote_report *rep)
 {
     if (s == MS_ERR_NOT_FOUND) {
         cli_error("no running host runs %s: %s was not %s, nothing serves it (start the "
@@ -206,6 +178,167 @@ static void print_failure(const char *what, const char *done, const char *compon
               rep->rolled_back ? " (aborted on every host: each still serves what it served)"
               : rep->mixed     ? " (WARNING: the hosts are mixed, see the table)"
                                : "");
+}
+
+/* ---- intents and the fault hook ---------------------------------------------- */
+
+void cli_deploy_fault(const char *point)
+{
+    const char *f = getenv("MAINSTACK_DEPLOY_FAULT");
+    size_t n = strlen(point);
+    bool stop;
+
+    if (f == NULL || strncmp(f, point, n) != 0 || (f[n] != '\0' && f[n] != ':'))
+        return;
+    stop = strcmp(f + n, ":stop") == 0;
+    fprintf(stderr, "mstack: MAINSTACK_DEPLOY_FAULT: %s at %s (pid %ld)\n",
+            stop ? "stopping" : "killing myself", point, (long)getpid());
+    fflush(stdout);
+    fflush(stderr);
+    (void)raise(stop ? SIGSTOP : SIGKILL);
+}
+
+/* The hosts of a report as the intent records them. */
+static json_t *hosts_json(const ms_promote_report *r)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a != NULL && i < r->nhosts && i < MS_PROMOTE_MAX_HOSTS; i++)
+        json_array_append_new(a, json_pack("{s:s, s:s, s:I, s:b}", "host", r->hosts[i].host, "name",
+                                           r->hosts[i].name, "instances",
+                                           (json_int_t)r->hosts[i].instances, "switched",
+                                           r->hosts[i].switched));
+    return a;
+}
+
+/* What a promotion's or a rollback's on_step does: record that the switch
+ * begins (promotion: step "promote" outcome "switching", with the hosts
+ * prepared) and stop at the fault points of the test hook. */
+typedef struct step_ctx {
+    ms_registry *reg;
+    int64_t dep_id;
+    const json_t *intent; /* borrowed: the "preparing" detail */
+    const ms_promote_report *rep;
+    bool rollback;
+    int switched;
+} step_ctx;
+
+static void on_switch_step(void *ud, const char *step, const char *host)
+{
+    step_ctx *c = ud;
+    (void)host;
+    if (strcmp(step, "prepared") == 0 && !c->rollback) {
+        json_t *d = json_deep_copy(c->intent);
+        cli_deploy_fault("after-prepare");
+        if (d != NULL) {
+            json_object_set_new(d, "hosts", hosts_json(c->rep));
+            json_object_set_new(d, "instances_found",
+                                json_integer((json_int_t)c->rep->instances_found));
+        }
+        /* durable before the first host switches: a survivor knows hosts
+         * may be mixed */
+        if (d == NULL ||
+            ms_registry_deployment_update(c->reg, c->dep_id, "promote", "switching", d) != MS_OK)
+            cli_error("warning: recording that the switch begins failed: %s", ms_last_error());
+        json_decref(d);
+    } else if (strcmp(step, "switched") == 0 && c->switched++ == 0) {
+        cli_deploy_fault(c->rollback ? "rollback-switch" : "between-switches");
+    }
+}
+
+/* A new id for a promotion or rollback on the hosts, recorded before it
+ * starts so that a survivor can abort or finish it. */
+static void switch_id(int64_t dep_id, const char *what, char *out, size_t cap)
+{
+    char id[MS_ID_LEN + 1];
+    ms_id_new(id);
+    snprintf(out, cap, "d%lld-%s-%s", (long long)dep_id, what, id);
+}
+
+/* Roll the hosts of component back from `from` to `to` (artifacts given),
+ * recording the intent (step, outcome "rolling-back") first and, on
+ * success, the states (from -> rolled-back, to -> active) with the step in
+ * one transaction. rollback_id: the id on the hosts (NULL: a new one).
+ * extra (borrowed, may be NULL): merged into the intent. base (borrowed,
+ * may be NULL): the recorded detail is a copy of it with the report as
+ * "rollback"; without it, the report itself (with the intent). *rep is the
+ * caller's; *detail_out (a new reference) is that detail. Returns the
+ * ms_deploy_rollback status (the step is recorded only on MS_OK: the
+ * caller records a failure). */
+ms_status cli_deploy_rollback_switch(ms_registry *reg, ms_bus *bus, const cli_deploy_request *rq,
+                                     int64_t dep_id, const char *step, const char *from,
+                                     const char *to, const char *rollback_id, const json_t *extra,
+                                     const json_t *base, ms_promote_report *rep,
+                                     json_t **detail_out)
+{
+    char art[4096], from_art[4096], rid[200];
+    ms_promote_options po;
+    step_ctx sc;
+    json_t *intent = NULL, *detail = NULL;
+    ms_status s;
+
+    *detail_out = NULL;
+    memset(rep, 0, sizeof *rep);
+    if ((s = ms_deploy_artifact_path(rq->root, rq->component, to, art, sizeof art)) != MS_OK ||
+        (from != NULL && (s = ms_deploy_artifact_path(rq->root, rq->component, from, from_art,
+                                                      sizeof from_art)) != MS_OK)) {
+        snprintf(rep->error, sizeof rep->error, "%s", ms_last_error());
+        *detail_out = json_pack("{s:s}", "error", rep->error);
+        return s;
+    }
+    if (rollback_id != NULL)
+        snprintf(rid, sizeof rid, "%s", rollback_id);
+    else
+        switch_id(dep_id, "rollback", rid, sizeof rid);
+    intent = json_pack("{s:s, s:s?, s:s, s:s, s:s?}", "rollback_id", rid, "from", from, "to", to,
+                       "artifact", art, "previous_artifact", from != NULL ? from_art : NULL);
+    if (intent != NULL && extra != NULL)
+        json_object_update_missing(intent, (json_t *)extra);
+    if (intent == NULL ||
+        ms_registry_deployment_update(reg, dep_id, step, "rolling-back", intent) != MS_OK) {
+        s = intent == NULL ? MS_ERR_NO_MEMORY : MS_ERR_IO;
+        snprintf(rep->error, sizeof rep->error, "recording the rollback's intent: %s",
+                 ms_last_error());
+        *detail_out = json_pack("{s:s}", "error", rep->error);
+        json_decref(intent);
+        return s;
+    }
+    ms_promote_options_init(&po);
+    if (rq->prepare_timeout_ms > 0)
+        po.prepare_timeout_ms = rq->prepare_timeout_ms;
+    po.previous_artifact = from != NULL ? from_art : NULL;
+    po.deployment_id = rid;
+    memset(&sc, 0, sizeof sc);
+    sc.reg = reg;
+    sc.dep_id = dep_id;
+    sc.rep = rep;
+    sc.rollback = true;
+    po.on_step = on_switch_step;
+    po.on_step_ud = &sc;
+    s = ms_deploy_rollback(bus, rq->component, to, art, &po, rep);
+    if (base != NULL) {
+        detail = json_deep_copy(base);
+        if (detail != NULL)
+            json_object_set_new(detail, "rollback", cli_promote_report_json(rep));
+    } else {
+        detail = cli_promote_report_json(rep);
+        if (detail != NULL)
+            json_object_set(detail, "intent", intent);
+    }
+    if (s == MS_OK) {
+        ms_version_change ch[2];
+        size_t n = 0;
+        if (from != NULL)
+            ch[n++] = (ms_version_change){from, "rolled-back"};
+        ch[n++] = (ms_version_change){to, "active"};
+        if (ms_registry_version_transition(reg, rq->component, ch, n, dep_id, step, "rolled-back",
+                                           detail) != MS_OK)
+            cli_error("rolled back, but recording the version states failed: %s (mstack deploy "
+                      "--resume %s records them)",
+                      ms_last_error(), rq->component);
+    }
+    json_decref(intent);
+    *detail_out = detail;
+    return s;
 }
 
 /* ---- the watch window ------------------------------------------------------- */
@@ -236,7 +369,7 @@ static json_t *sample(ms_bus *bus, const char *subject, int timeout_ms)
     return list;
 }
 
-static json_t *sample_stats(ms_bus *bus, const char *component)
+json_t *cli_deploy_sample_stats(ms_bus *bus, const char *component)
 {
     char subject[MS_SUBJECT_MAX + 1];
     snprintf(subject, sizeof subject, "$SRV.STATS.%s", component);
@@ -268,30 +401,43 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* After a promotion of version (active: the version it replaced, now
- * previous): watch for window_ms; on a degraded verdict roll back to
- * active at once. Records the step "watch" (permanent, rolled-back,
- * degraded when there is nothing to roll back to, or error). */
-static int watch_step(ms_registry *reg, ms_bus *bus, const char *root, const char *component,
-                      const char *version, const char *active, const json_t *previous,
-                      int window_ms, const ms_watch_limits *lim, int64_t dep_id, bool json_mode,
-                      json_t **result)
+int cli_deploy_watch(ms_registry *reg, ms_bus *bus, const cli_deploy_request *rq,
+                     const char *version, const char *active, const json_t *previous,
+                     int64_t dep_id, json_t **result)
 {
+    const char *component = rq->component;
+    const bool json_mode = rq->quiet;
+    const int window_ms = rq->watch_ms;
+    ms_watch_limits lim;
     ms_watch_verdict v;
-    json_t *start = NULL, *now = NULL, *health = NULL, *detail = NULL;
+    json_t *start = NULL, *now = NULL, *health = NULL, *detail = NULL, *intent;
     const char *outcome = "error";
     int64_t t0 = now_ms(), watched = 0;
     int rc = CLI_EXIT_FAILURE;
+    bool first = true, recorded = false;
 
+    *result = NULL;
+    ms_watch_limits_init(&lim);
+    lim.max_error_rate_increase = rq->max_error_rate_increase;
+    lim.min_requests = (uint64_t)rq->min_requests;
     memset(&v, 0, sizeof v);
+    /* the intent: a survivor knows the window was open, with what limits */
+    intent =
+        json_pack("{s:s, s:s?, s:i, s:i, s:i, s:O?}", "version", version, "previous", active,
+                  "window_ms", window_ms, "max_error_rate_increase", rq->max_error_rate_increase,
+                  "min_requests", rq->min_requests, "baseline", previous);
+    if (intent == NULL ||
+        ms_registry_deployment_update(reg, dep_id, "watch", "watching", intent) != MS_OK)
+        cli_error("warning: recording the watch window failed: %s", ms_last_error());
+    json_decref(intent);
     if (!json_mode) {
         printf("watching %s %s for %d ms (error rate at most the previous + %.1f points over "
                "at least %llu requests, every instance healthy)\n",
-               component, version, window_ms, lim->max_error_rate_increase,
-               (unsigned long long)lim->min_requests);
+               component, version, window_ms, lim.max_error_rate_increase,
+               (unsigned long long)lim.min_requests);
         fflush(stdout);
     }
-    start = sample_stats(bus, component);
+    start = cli_deploy_sample_stats(bus, component);
     if (start == NULL) {
         cli_error("watching %s: asking $SRV.STATS failed: %s", component, ms_last_error());
         goto record;
@@ -302,14 +448,18 @@ static int watch_step(ms_registry *reg, ms_bus *bus, const char *root, const cha
             usleep((useconds_t)(left < 500 ? left : 500) * 1000);
         json_decref(now);
         json_decref(health);
-        now = sample_stats(bus, component);
+        now = cli_deploy_sample_stats(bus, component);
         health = sample_health(bus, component);
         watched = now_ms() - t0;
         if (now == NULL || health == NULL) {
             cli_error("watching %s: sampling failed: %s", component, ms_last_error());
             goto record;
         }
-        if (ms_watch_judge(component, previous, start, now, health, lim, &v) != MS_OK) {
+        if (first) {
+            cli_deploy_fault("watch");
+            first = false;
+        }
+        if (ms_watch_judge(component, previous, start, now, health, &lim, &v) != MS_OK) {
             cli_error("watching %s: %s", component, ms_last_error());
             goto record;
         }
@@ -337,48 +487,46 @@ static int watch_step(ms_registry *reg, ms_bus *bus, const char *root, const cha
         goto record;
     }
     {
-        char art[4096], cur[4096];
-        ms_promote_options po;
         ms_promote_report *rep = calloc(1, sizeof *rep);
+        json_t *rb = NULL, *verdict = NULL;
         ms_status s;
 
-        if (rep == NULL ||
-            ms_deploy_artifact_path(root, component, active, art, sizeof art) != MS_OK ||
-            ms_deploy_artifact_path(root, component, version, cur, sizeof cur) != MS_OK) {
-            cli_error("cannot roll back: %s", rep == NULL ? "out of memory" : ms_last_error());
-            free(rep);
+        if (rep == NULL) {
+            cli_error("cannot roll back: out of memory");
             goto record;
         }
-        ms_promote_options_init(&po);
-        po.previous_artifact = cur;
-        s = ms_deploy_rollback(bus, component, active, art, &po, rep);
-        json_object_set_new(detail, "rollback", promote_report_json(rep));
+        verdict = json_pack("{s:O}", "verdict", detail);
+        s = cli_deploy_rollback_switch(reg, bus, rq, dep_id, "watch", version, active, NULL,
+                                       verdict, detail, rep, &rb);
+        json_decref(verdict);
+        if (rb != NULL) {
+            json_decref(detail);
+            detail = rb;
+        }
         if (s == MS_OK) {
             outcome = "rolled-back";
-            if (ms_registry_version_set_state(reg, component, version, "rolled-back") != MS_OK ||
-                ms_registry_version_set_state(reg, component, active, "active") != MS_OK)
-                cli_error("rolled back, but recording the version states failed: %s",
-                          ms_last_error());
+            recorded = true; /* with the states, by cli_deploy_rollback_switch */
             if (!json_mode) {
-                promote_report_print(rep, stdout);
+                cli_promote_report_print(rep, stdout);
                 printf("rolled %s back to %s on %zu host%s: check %s failed\n", component, active,
                        rep->nhosts, rep->nhosts == 1 ? "" : "s", v.check);
             }
             cli_error("%s %s was rolled back to %s: check %s failed: %s", component, version,
                       active, v.check, v.detail);
         } else {
-            outcome = failure_outcome(s, rep);
+            outcome = cli_deploy_failure_outcome(s, rep);
             if (!json_mode && rep->nhosts > 0)
-                promote_report_print(rep, stdout);
+                cli_promote_report_print(rep, stdout);
             fflush(stdout);
-            print_failure("rollback", "rolled back", component, active, s, rep);
+            cli_deploy_print_failure("rollback", "rolled back", component, active, s, rep);
         }
         free(rep);
     }
 record:
     if (detail == NULL)
         detail = json_pack("{s:s}", "error", ms_last_error());
-    if (ms_registry_deployment_update(reg, dep_id, "watch", outcome, detail) != MS_OK) {
+    if (!recorded &&
+        ms_registry_deployment_update(reg, dep_id, "watch", outcome, detail) != MS_OK) {
         cli_error("recording the deployment: %s", ms_last_error());
         rc = CLI_EXIT_FAILURE;
     }
@@ -392,28 +540,21 @@ record:
 int cli_deploy_promote_step(ms_registry *reg, const cli_deploy_request *rq, const char *active,
                             int64_t dep_id, bool json_mode, json_t **result)
 {
-    char art[4096], prev_art[4096];
+    char art[4096], prev_art[4096], pid[200];
     ms_promote_options po;
     ms_promote_report *rep = NULL;
     ms_bus *bus = NULL;
-    json_t *detail = NULL, *previous = NULL, *watch = NULL;
-    ms_watch_limits lim;
+    json_t *detail = NULL, *previous = NULL, *watch = NULL, *intent = NULL;
     const char *outcome = "error";
-    int rc, window = 0, increase = 0, min_req = 0;
+    int rc;
     ms_status s;
+    step_ctx sc;
 
     const char *root = rq->root, *component = rq->component, *version = rq->version;
     const char *nats_url = rq->nats_url;
-    const int prepare_timeout_ms = rq->prepare_timeout_ms;
+    const int prepare_timeout_ms = rq->prepare_timeout_ms, window = rq->watch_ms;
 
     *result = NULL;
-    ms_watch_limits_init(&lim);
-    /* checked by the verb before the tests */
-    window = rq->watch_ms;
-    increase = rq->max_error_rate_increase;
-    min_req = rq->min_requests;
-    lim.max_error_rate_increase = increase;
-    lim.min_requests = (uint64_t)min_req;
     if (ms_deploy_artifact_path(root, component, version, art, sizeof art) != MS_OK ||
         (active != NULL &&
          ms_deploy_artifact_path(root, component, active, prev_art, sizeof prev_art) != MS_OK)) {
@@ -433,58 +574,87 @@ int cli_deploy_promote_step(ms_registry *reg, const cli_deploy_request *rq, cons
         rc = CLI_EXIT_FAILURE;
         goto record;
     }
+    if (window > 0)
+        previous = cli_deploy_sample_stats(bus, component); /* the baseline: still active */
+    switch_id(dep_id, "promote", pid, sizeof pid);
+    intent = json_pack("{s:s, s:s?, s:s, s:s, s:s?, s:O?}", "promote_id", pid, "from", active, "to",
+                       version, "artifact", art, "previous_artifact",
+                       active != NULL ? prev_art : NULL, "baseline", previous);
+    /* durable before any host prepares: a survivor can abort it by its id */
+    if (intent == NULL ||
+        ms_registry_deployment_update(reg, dep_id, "promote", "preparing", intent) != MS_OK) {
+        cli_error("recording the promotion's intent: %s", ms_last_error());
+        rc = CLI_EXIT_FAILURE;
+        detail = json_pack("{s:s}", "error", ms_last_error());
+        goto record;
+    }
     ms_promote_options_init(&po);
     po.previous_artifact = active != NULL ? prev_art : NULL;
+    po.deployment_id = pid;
     if (prepare_timeout_ms > 0)
         po.prepare_timeout_ms = prepare_timeout_ms;
+    memset(&sc, 0, sizeof sc);
+    sc.reg = reg;
+    sc.dep_id = dep_id;
+    sc.intent = intent;
+    sc.rep = rep;
+    po.on_step = on_switch_step;
+    po.on_step_ud = &sc;
     if (!json_mode) {
         printf("promoting %s %s on every host that runs it\n", component, version);
         fflush(stdout);
     }
-    if (window > 0)
-        previous = sample_stats(bus, component); /* the baseline: the version still active */
     s = ms_deploy_promote(bus, component, version, art, &po, rep);
-    detail = promote_report_json(rep);
+    detail = cli_promote_report_json(rep);
     if (s == MS_OK) {
         outcome = "promoted";
-        if (promote_states(reg, component, version) != MS_OK) {
-            cli_error("promoted, but recording the version states failed: %s", ms_last_error());
+        /* the states and the step together: never two actives, never a
+         * promotion recorded without its states */
+        if (ms_registry_version_promote(reg, component, version, dep_id, "promote", "promoted",
+                                        detail) != MS_OK) {
+            cli_error("promoted, but recording the version states failed: %s (mstack deploy "
+                      "--resume %s records them)",
+                      ms_last_error(), component);
             rc = CLI_EXIT_FAILURE;
         }
         if (!json_mode) {
-            promote_report_print(rep, stdout);
+            cli_promote_report_print(rep, stdout);
             printf("promoted %s %s on %zu host%s (%lld ms)%s%s%s\n", component, version,
                    rep->nhosts, rep->nhosts == 1 ? "" : "s", (long long)rep->total_ms,
                    active ? ": " : "", active ? active : "", active ? " is previous" : "");
             fflush(stdout);
         }
+        cli_deploy_fault("after-switch");
     } else {
-        outcome = failure_outcome(s, rep);
+        outcome = cli_deploy_failure_outcome(s, rep);
         rc = CLI_EXIT_FAILURE;
         if (detail != NULL && s == MS_ERR_NOT_FOUND)
             json_object_set_new(detail, "error",
                                 json_string("no running host runs the component: tested but "
                                             "not serving"));
         if (!json_mode && rep->nhosts > 0)
-            promote_report_print(rep, stdout);
+            cli_promote_report_print(rep, stdout);
         fflush(stdout);
-        print_failure("promotion", "promoted", component, version, s, rep);
+        cli_deploy_print_failure("promotion", "promoted", component, version, s, rep);
     }
 record:
-    if (strcmp(outcome, "promoted") != 0)
-        (void)ms_registry_version_set_state(reg, component, version, "candidate");
-    if (ms_registry_deployment_update(reg, dep_id, "promote", outcome, detail) != MS_OK) {
-        cli_error("recording the deployment: %s", ms_last_error());
-        rc = CLI_EXIT_FAILURE;
+    if (strcmp(outcome, "promoted") != 0) {
+        /* not promoted: back to candidate, with the step, in one transaction */
+        ms_version_change ch = {version, "candidate"};
+        if (ms_registry_version_transition(reg, component, &ch, 1, dep_id, "promote", outcome,
+                                           detail) != MS_OK) {
+            cli_error("recording the deployment: %s", ms_last_error());
+            rc = CLI_EXIT_FAILURE;
+        }
     }
     if (strcmp(outcome, "promoted") == 0 && rc == CLI_EXIT_OK && window > 0) {
-        rc = watch_step(reg, bus, root, component, version, active, previous, window, &lim, dep_id,
-                        json_mode, &watch);
+        rc = cli_deploy_watch(reg, bus, rq, version, active, previous, dep_id, &watch);
         if (watch != NULL)
             outcome = json_string_value(json_object_get(watch, "outcome"));
     }
     *result = json_pack("{s:s, s:o*, s:o*}", "outcome", outcome, "report", detail, "watch", watch);
     json_decref(previous);
+    json_decref(intent);
     ms_bus_destroy(bus);
     free(rep);
     return rc;
@@ -496,23 +666,19 @@ int cli_rollback_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks
 {
     const char *component = rq->component, *root = rq->root;
     const bool json_mode = rq->quiet;
-    char holder[400], art[4096], act_art[4096], list[1024];
+    char holder[400], art[4096], list[1024];
     ms_registry *reg = NULL;
     ms_bus *bus = NULL;
-    ms_promote_options po;
     ms_promote_report *rep = NULL;
-    json_t *rows = NULL, *detail = NULL;
+    json_t *rows = NULL, *detail = NULL, *request = NULL, *resumed = NULL;
     char *active = NULL, *previous = NULL;
     const char *outcome = "error";
-    bool locked = false;
+    bool locked = false, acted = false, recorded = false;
     int64_t dep_id = 0;
     int rc;
     ms_status s;
 
     *result = NULL;
-    ms_promote_options_init(&po);
-    if (rq->prepare_timeout_ms > 0)
-        po.prepare_timeout_ms = rq->prepare_timeout_ms;
     if ((rc = cli_open_registry(root, &reg)) != CLI_EXIT_OK)
         return rc;
     rc = CLI_EXIT_FAILURE;
@@ -522,6 +688,12 @@ int cli_rollback_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks
     if (cli_deploy_lock(reg, component, holder) != CLI_EXIT_OK)
         goto cleanup;
     locked = true;
+    /* an interrupted deployment is finished or undone first */
+    if (cli_deploy_resume(reg, rq, holder, &acted, &resumed) != CLI_EXIT_OK) {
+        cli_error("the unfinished deployment of %s could not be resumed: not rolling back",
+                  component);
+        goto cleanup;
+    }
     if (ms_registry_versions(reg, component, &rows) != MS_OK) {
         cli_error("%s", ms_last_error());
         goto cleanup;
@@ -538,13 +710,14 @@ int cli_rollback_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks
                   list);
         goto cleanup;
     }
-    if (ms_deploy_artifact_path(root, component, previous, art, sizeof art) != MS_OK ||
-        (active != NULL &&
-         ms_deploy_artifact_path(root, component, active, act_art, sizeof act_art) != MS_OK)) {
+    if (ms_deploy_artifact_path(root, component, previous, art, sizeof art) != MS_OK) {
         cli_error("%s", ms_last_error());
         goto cleanup;
     }
-    if (ms_registry_deployment_begin(reg, component, active, previous, holder, &dep_id) != MS_OK) {
+    request =
+        json_pack("{s:s, s:i}", "verb", "rollback", "prepare_timeout_ms", rq->prepare_timeout_ms);
+    if (ms_registry_deployment_start(reg, component, active, previous, holder, request, NULL, 0,
+                                     &dep_id) != MS_OK) {
         cli_error("%s", ms_last_error());
         goto cleanup;
     }
@@ -569,45 +742,40 @@ int cli_rollback_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks
         cli_error("out of memory");
         goto record;
     }
-    po.previous_artifact = active != NULL ? act_art : NULL;
     if (!json_mode) {
         printf("rolling %s back from %s to %s (no test run)\n", component,
                active ? active : "(none active)", previous);
         fflush(stdout);
     }
-    s = ms_deploy_rollback(bus, component, previous, art, &po, rep);
-    detail = promote_report_json(rep);
+    s = cli_deploy_rollback_switch(reg, bus, rq, dep_id, "rollback", active, previous, NULL, NULL,
+                                   NULL, rep, &detail);
     if (s == MS_OK) {
         outcome = "rolled-back";
+        recorded = true;
         rc = CLI_EXIT_OK;
-        if ((active != NULL &&
-             ms_registry_version_set_state(reg, component, active, "rolled-back") != MS_OK) ||
-            ms_registry_version_set_state(reg, component, previous, "active") != MS_OK) {
-            cli_error("rolled back, but recording the version states failed: %s", ms_last_error());
-            rc = CLI_EXIT_FAILURE;
-        }
         if (!json_mode) {
-            promote_report_print(rep, stdout);
+            cli_promote_report_print(rep, stdout);
             printf("rolled %s back to %s on %zu host%s (%lld ms)\n", component, previous,
                    rep->nhosts, rep->nhosts == 1 ? "" : "s", (long long)rep->total_ms);
         }
     } else {
-        outcome = failure_outcome(s, rep);
+        outcome = cli_deploy_failure_outcome(s, rep);
         if (!json_mode && rep->nhosts > 0)
-            promote_report_print(rep, stdout);
+            cli_promote_report_print(rep, stdout);
         fflush(stdout);
-        print_failure("rollback", "rolled back", component, previous, s, rep);
+        cli_deploy_print_failure("rollback", "rolled back", component, previous, s, rep);
     }
 record:
-    if (ms_registry_deployment_update(reg, dep_id, "rollback", outcome, detail) != MS_OK) {
+    if (!recorded &&
+        ms_registry_deployment_update(reg, dep_id, "rollback", outcome, detail) != MS_OK) {
         cli_error("recording the deployment: %s", ms_last_error());
         rc = CLI_EXIT_FAILURE;
     }
     (void)ms_registry_audit(reg, rq->actor ? rq->actor : holder, "rollback", component, outcome,
                             detail);
-    *result = json_pack("{s:s, s:I, s:s?, s:s, s:s, s:O*}", "component", component, "deployment",
-                        (json_int_t)dep_id, "from", active, "to", previous, "outcome", outcome,
-                        "report", detail);
+    *result = json_pack("{s:s, s:I, s:s?, s:s, s:s, s:O*, s:O*}", "component", component,
+                        "deployment", (json_int_t)dep_id, "from", active, "to", previous, "outcome",
+                        outcome, "report", detail, "resumed", resumed);
     if (hooks != NULL && hooks->progress != NULL)
         hooks->progress(hooks->ud, CLI_DEPLOY_DONE, outcome);
 cleanup:
@@ -621,6 +789,8 @@ cleanup:
     free(previous);
     json_decref(detail);
     json_decref(rows);
+    json_decref(request);
+    json_decref(resumed);
     ms_registry_close(reg);
     return rc;
 }
@@ -712,9 +882,19 @@ static void steps_of(const json_t *dep, char *out, size_t cap)
     out[0] = '\0';
     json_array_foreach(steps, i, st)
     {
-        int k = snprintf(out + n, cap - n, "%s%s:%s", i ? " " : "",
-                         json_string_value(json_object_get(st, "step")),
-                         json_string_value(json_object_get(st, "outcome")));
+        const json_t *next = json_array_get(steps, i + 1);
+        const char *o = json_string_value(json_object_get(st, "outcome"));
+        int k;
+        /* an intent followed by the end of the same step says nothing more */
+        if (next != NULL && o != NULL &&
+            (strcmp(o, "preparing") == 0 || strcmp(o, "switching") == 0 ||
+             strcmp(o, "watching") == 0 || strcmp(o, "rolling-back") == 0) &&
+            strcmp(json_string_value(json_object_get(st, "step")),
+                   json_string_value(json_object_get(next, "step"))) == 0)
+            continue;
+        k = snprintf(out + n, cap - n, "%s%s:%s", n ? " " : "",
+                     json_string_value(json_object_get(st, "step")),
+                     json_string_value(json_object_get(st, "outcome")));
         if (k < 0 || (size_t)k >= cap - n)
             break;
         n += (size_t)k;

@@ -97,6 +97,16 @@ typedef struct ms_promote_options {
      * left on the candidate and the report says the hosts are mixed. */
     const char *previous_artifact;
     const char *deployment_id; /* NULL: a new UUIDv7 */
+    /* Progress, called on the calling thread (may be NULL): step
+     * "prepared" (host NULL) once every host prepared, before the first
+     * switch; "switched" (host: its id) after each host's switch. The switch
+     * goes host by host (each switch request names its host), so a caller
+     * can record, or a test can stop the process, between two hosts. Before
+     * each call the caller's report (out) is filled with what is known so
+     * far (the hosts prepared, those switched). The callback must not call
+     * ms_deploy_* on the same bus. */
+    void (*on_step)(void *ud, const char *step, const char *host);
+    void *on_step_ud;
 } ms_promote_options;
 
 void ms_promote_options_init(ms_promote_options *o);
@@ -163,6 +173,17 @@ ms_status ms_deploy_rollback(ms_bus *bus, const char *component, const char *pre
                              const char *previous_artifact, const ms_promote_options *o,
                              ms_promote_report *out);
 
+/*
+ * Abort deployment_id (the deployment_id a promotion was given) on every
+ * host of component that prepared it and has not switched: the candidate
+ * is removed at once instead of at its hold time. Answers are gathered for
+ * timeout_ms (0: 1000). *aborted (optional): how many hosts had it
+ * prepared and removed it; *answered (optional): how many hosts of the
+ * component answered. MS_OK; MS_ERR_INVALID_ARG; the bus statuses.
+ */
+ms_status ms_deploy_abort(ms_bus *bus, const char *component, const char *deployment_id,
+                          int timeout_ms, size_t *aborted, size_t *answered);
+
 /* --- the watch window after a promotion ----------------------------------- */
 
 /* When a promoted version counts as degraded (docs/deploy.md, "Watch"). */
@@ -179,14 +200,14 @@ void ms_watch_limits_init(ms_watch_limits *l);
 
 typedef struct ms_watch_verdict {
     bool degraded;
-    char check[16];                /* "health", "error_rate" or "" (not degraded) */
-    double value;                  /* error_rate: the new rate in %; health: unhealthy count */
-    double threshold;              /* error_rate: previous rate + increase; health: 0 */
-    double previous_rate;          /* the previous version's error rate in % */
-    uint64_t previous_requests;    /* its num_requests, summed over its instances */
-    uint64_t previous_errors;      /* its num_errors */
-    uint64_t requests, errors;     /* the new version's, in the window */
-    char detail[256];              /* one sentence; the unhealthy instance when health */
+    char check[16];             /* "health", "error_rate" or "" (not degraded) */
+    double value;               /* error_rate: the new rate in %; health: unhealthy count */
+    double threshold;           /* error_rate: previous rate + increase; health: 0 */
+    double previous_rate;       /* the previous version's error rate in % */
+    uint64_t previous_requests; /* its num_requests, summed over its instances */
+    uint64_t previous_errors;   /* its num_errors */
+    uint64_t requests, errors;  /* the new version's, in the window */
+    char detail[256];           /* one sentence; the unhealthy instance when health */
 } ms_watch_verdict;
 
 /*

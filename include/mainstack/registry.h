@@ -77,8 +77,8 @@ typedef struct ms_registry_decision {
  * or one read by two agents of the same component, is decided once. id and
  * fresh may be NULL. MS_ERR_INVALID_ARG (a required field missing, or an
  * unknown decision: named), MS_ERR_IO, MS_ERR_NO_MEMORY. */
-ms_status ms_registry_record_decision(ms_registry *reg, const ms_registry_decision *d,
-                                      int64_t *id, bool *fresh);
+ms_status ms_registry_record_decision(ms_registry *reg, const ms_registry_decision *d, int64_t *id,
+                                      bool *fresh);
 
 /* Decisions of component (NULL: all), newest first: at most limit (0: 50,
  * capped at 1000), only those with id < before_id when before_id > 0 (the
@@ -141,8 +141,8 @@ ms_status ms_registry_run_update(ms_registry *reg, int64_t run_id, const char *s
 
 /* One run, or the runs of component (NULL: all), newest first, paged. */
 ms_status ms_registry_run_get(ms_registry *reg, int64_t run_id, json_t **out);
-ms_status ms_registry_runs(ms_registry *reg, const char *component, int64_t before_id,
-                           size_t limit, json_t **out);
+ms_status ms_registry_runs(ms_registry *reg, const char *component, int64_t before_id, size_t limit,
+                           json_t **out);
 
 /* ---- audit log -------------------------------------------------------- */
 
@@ -192,6 +192,42 @@ ms_status ms_registry_versions(ms_registry *reg, const char *component, json_t *
 ms_status ms_registry_version_set_state(ms_registry *reg, const char *component,
                                         const char *version, const char *state);
 
+/* One state change of a transition: version goes to state. */
+typedef struct ms_version_change {
+    const char *version;
+    const char *state;
+} ms_version_change;
+
+/*
+ * Several state changes of component's versions and, when deployment_id >
+ * 0, the step (step, outcome, detail as ms_registry_deployment_update) of
+ * that deployment, in one transaction: all of it is on disk or none of it,
+ * so a process killed at any instant never leaves two versions active or a
+ * promotion recorded without its states. After the changes at most one
+ * version may be active: otherwise MS_ERR_STATE and nothing changes.
+ * changes (borrowed) may be NULL when n is 0 (a step alone).
+ * MS_ERR_INVALID_ARG (a bad state, step or outcome), MS_ERR_NOT_FOUND (a
+ * version or the deployment is not recorded: nothing changes), MS_ERR_IO.
+ */
+ms_status ms_registry_version_transition(ms_registry *reg, const char *component,
+                                         const ms_version_change *changes, size_t n,
+                                         int64_t deployment_id, const char *step,
+                                         const char *outcome, const json_t *detail);
+
+/* At most this many versions change in one promotion (older ones are left). */
+#define MS_REGISTRY_PROMOTE_MAX_CHANGES 16
+
+/*
+ * The promotion's transition, in one transaction with the deployment's
+ * step (deployment_id > 0): version becomes active, the version that was
+ * active becomes previous, a version that was previous becomes candidate
+ * (the states are read inside the transaction). Statuses as
+ * ms_registry_version_transition.
+ */
+ms_status ms_registry_version_promote(ms_registry *reg, const char *component, const char *version,
+                                      int64_t deployment_id, const char *step, const char *outcome,
+                                      const json_t *detail);
+
 /*
  * Take the deploy lock of component for holder (who: "user@host pid N").
  * Held by another: MS_ERR_STATE, "deploy of <component> is locked by
@@ -216,6 +252,16 @@ ms_status ms_registry_deploy_unlock(ms_registry *reg, const char *component, con
 ms_status ms_registry_deployment_begin(ms_registry *reg, const char *component,
                                        const char *from_version, const char *to_version,
                                        const char *who, int64_t *id);
+
+/* ms_registry_deployment_begin with, in the same transaction, the state
+ * changes (borrowed; e.g. the candidate to testing) and request (borrowed,
+ * copied; may be NULL) kept as detail.request: what was asked, so that a
+ * later process can finish an interrupted deployment. Statuses as begin,
+ * and MS_ERR_NOT_FOUND (a version not recorded: nothing is begun). */
+ms_status ms_registry_deployment_start(ms_registry *reg, const char *component,
+                                       const char *from_version, const char *to_version,
+                                       const char *who, const json_t *request,
+                                       const ms_version_change *changes, size_t n, int64_t *id);
 
 /* Record that step finished with outcome (both 1..32 of [a-z0-9-]: "test"
  * "passed", "compare" "rejected", ...): the outcome becomes the state and

@@ -394,6 +394,59 @@ static void swap_back(ms_bus *bus, const char *subject, const char *component,
     json_decref(body);
 }
 
+/* The answer of one given host (arg: its id). */
+static bool host_answered(const json_t *answers, void *arg)
+{
+    return answered_by(answers, arg);
+}
+
+/* Switch prepared host h; MS_OK when it serves version afterwards. */
+static ms_status switch_one(ms_bus *bus, const char *subject, const char *component,
+                            const char *version, const ms_promote_options *o, ms_promote_report *r,
+                            ms_promote_host *h)
+{
+    json_t *body, *answers = NULL, *a;
+    size_t i;
+    bool answered = false;
+    ms_status s;
+
+    body = json_pack("{s:s, s:s, s:s, s:i, s:s}", "action", "switch", "component", component,
+                     "deployment_id", r->deployment_id, "drain_timeout_ms", o->drain_timeout_ms,
+                     "host", h->host);
+    if (body == NULL)
+        return ms__err(MS_ERR_NO_MEMORY, "ms_deploy_promote: allocating");
+    s = ask(bus, subject, body, o->switch_timeout_ms, host_answered, h->host, &answers);
+    json_decref(body);
+    if (s != MS_OK) {
+        fail_host(r, h, ms_last_error());
+        return s;
+    }
+    json_array_foreach(answers, i, a)
+    {
+        if (strcmp(jstr(a, "host"), h->host) != 0 || answered)
+            continue;
+        answered = true;
+        snprintf(h->active_version, sizeof h->active_version, "%s", jstr(a, "active_version"));
+        if (!h->noop)
+            read_report(a, &h->report);
+        h->prepared = false;
+        if (jbool(a, "ok") || strcmp(jstr(a, "active_version"), version) == 0)
+            h->switched = true; /* a drain timeout still leaves the candidate serving */
+        if (!jbool(a, "ok"))
+            fail_host(r, h, jstr(a, "error"));
+    }
+    json_decref(answers);
+    if (!answered) {
+        fail_host(r, h, "did not answer the switch in time");
+        return ms__err(MS_ERR_TIMEOUT, "host %s (%s) did not answer the switch within %d ms",
+                       h->name, h->host, o->switch_timeout_ms);
+    }
+    if (!h->switched)
+        return ms__err(MS_ERR_STATE, "host %s (%s) failed its switch: %s", h->name, h->host,
+                       h->error);
+    return MS_OK;
+}
+
 ms_status ms_deploy_promote(ms_bus *bus, const char *component, const char *version,
                             const char *artifact_path, const ms_promote_options *o,
                             ms_promote_report *out)
@@ -537,61 +590,34 @@ ms_status ms_deploy_promote(ms_bus *bus, const char *component, const char *vers
         goto cleanup;
     }
 
-    /* 3. switch */
+    /* 3. switch, one host at a time (each request names its host) */
+    if (o->on_step != NULL) {
+        if (out != NULL)
+            memcpy(out, r, sizeof *r); /* the report so far, for the callback */
+        o->on_step(o->on_step_ud, "prepared", NULL);
+    }
     t = now_ms();
-    json_decref(answers);
-    answers = NULL;
-    json_decref(body);
-    body = json_pack("{s:s, s:s, s:s, s:i}", "action", "switch", "component", component,
-                     "deployment_id", r->deployment_id, "drain_timeout_ms", o->drain_timeout_ms);
-    if (body == NULL) {
-        s = ms__err(MS_ERR_NO_MEMORY, "ms_deploy_promote: allocating");
-        abort_all(bus, subject, component, r->deployment_id, o->prepare_timeout_ms, r);
-        r->rolled_back = true;
-        goto cleanup;
-    }
-    {
-        acks k = {r, is_prepared};
-        if ((s = ask(bus, subject, body, o->switch_timeout_ms, acked_enough, &k, &answers)) !=
-            MS_OK) {
-            char why[1024];
-            snprintf(why, sizeof why, "%s", ms_last_error());
-            abort_all(bus, subject, component, r->deployment_id, o->prepare_timeout_ms, r);
-            r->rolled_back = true;
-            (void)ms__err(s, "%s", why);
-            goto cleanup;
-        }
-    }
-    json_array_foreach(answers, i, a)
-    {
-        ms_promote_host *h = host_of(r, jstr(a, "host"));
-        if (h == NULL || !h->prepared)
-            continue;
-        snprintf(h->active_version, sizeof h->active_version, "%s", jstr(a, "active_version"));
-        if (!h->noop)
-            read_report(a, &h->report);
-        h->prepared = false;
-        if (jbool(a, "ok") || strcmp(jstr(a, "active_version"), version) == 0)
-            h->switched = true; /* a drain timeout still leaves the candidate serving */
-        if (!jbool(a, "ok"))
-            fail_host(r, h, jstr(a, "error"));
-    }
-    r->switch_ms = now_ms() - t;
     {
         size_t switched = 0, failed = 0;
         for (size_t n = 0; n < r->nhosts; n++) {
             ms_promote_host *h = &r->hosts[n];
-            if (h->switched)
-                switched++;
-            else {
+            if ((s = switch_one(bus, subject, component, version, o, r, h)) != MS_OK) {
                 failed++;
-                if (h->prepared)
-                    fail_host(r, h, "did not answer the switch in time");
+                break;
+            }
+            switched++;
+            if (o->on_step != NULL) {
+                if (out != NULL)
+                    memcpy(out, r, sizeof *r);
+                o->on_step(o->on_step_ud, "switched", h->host);
             }
         }
+        r->switch_ms = now_ms() - t;
         if (failed > 0) {
-            s = ms__err(MS_ERR_STATE, "promote %s to %s: %zu of %zu hosts switched; host %s: %s",
-                        component, version, switched, r->nhosts, r->failed_host, "see the report");
+            char why[1024];
+            snprintf(why, sizeof why, "%s", ms_last_error());
+            /* the hosts not reached yet keep the old version: release them */
+            abort_all(bus, subject, component, r->deployment_id, o->prepare_timeout_ms, r);
             if (switched > 0 && o->previous_artifact != NULL)
                 swap_back(bus, subject, component, r->from_version, o->previous_artifact, o, r);
             switched = 0;
@@ -600,6 +626,9 @@ ms_status ms_deploy_promote(ms_bus *bus, const char *component, const char *vers
                     switched++;
             r->mixed = switched > 0;
             r->rolled_back = switched == 0;
+            s = ms__err(MS_ERR_STATE, "promote %s to %s: %s%s", component, version, why,
+                        r->mixed ? "; the hosts are mixed (see the report)"
+                                 : "; every host is back on the version it served");
             goto cleanup;
         }
     }
@@ -627,4 +656,51 @@ ms_status ms_deploy_rollback(ms_bus *bus, const char *component, const char *pre
                              ms_promote_report *out)
 {
     return ms_deploy_promote(bus, component, previous_version, previous_artifact, o, out);
+}
+
+/* --- abort of a promotion left prepared ------------------------------------ */
+
+ms_status ms_deploy_abort(ms_bus *bus, const char *component, const char *deployment_id,
+                          int timeout_ms, size_t *aborted, size_t *answered)
+{
+    char subject[160];
+    json_t *body, *answers = NULL, *a;
+    size_t i, na = 0, nb = 0;
+    ms_status s;
+
+    if (aborted != NULL)
+        *aborted = 0;
+    if (answered != NULL)
+        *answered = 0;
+    if (bus == NULL || component == NULL || component[0] == '\0' || deployment_id == NULL ||
+        deployment_id[0] == '\0')
+        return ms__err(MS_ERR_INVALID_ARG,
+                       "ms_deploy_abort: bus, component and deployment_id are required");
+    if (strlen(component) > MS_COMPONENT_NAME_MAX || strpbrk(component, ".*> \t") != NULL)
+        return ms__err(MS_ERR_INVALID_ARG, "ms_deploy_abort: '%s' is not a component name",
+                       component);
+    snprintf(subject, sizeof subject, "mainstack.deploy.%s", component);
+    body = json_pack("{s:s, s:s, s:s}", "action", "abort", "component", component, "deployment_id",
+                     deployment_id);
+    if (body == NULL)
+        return ms__err(MS_ERR_NO_MEMORY, "ms_deploy_abort: allocating");
+    /* hosts are not known here: every answer within the window counts */
+    s = ask(bus, subject, body, timeout_ms > 0 ? timeout_ms : 1000, NULL, NULL, &answers);
+    json_decref(body);
+    if (s != MS_OK)
+        return s;
+    json_array_foreach(answers, i, a)
+    {
+        na++;
+        if (jbool(a, "ok") && !jbool(a, "noop"))
+            nb++;
+    }
+    json_decref(answers);
+    if (aborted != NULL)
+        *aborted = nb;
+    if (answered != NULL)
+        *answered = na;
+    ms_log_kv(MS_LOG_INFO, MOD, "abort sent", "component", component, "deployment", deployment_id,
+              NULL);
+    return MS_OK;
 }

@@ -25,7 +25,7 @@ static bool blank(const char *s)
 }
 
 /* An outcome or step name: 1..32 of [a-z0-9-]. */
-static bool token_ok(const char *s)
+bool ms__reg_token_ok(const char *s)
 {
     size_t n = s == NULL ? 0 : strlen(s);
 
@@ -37,19 +37,28 @@ static bool token_ok(const char *s)
     return true;
 }
 
-ms_status ms_registry_deployment_begin(ms_registry *reg, const char *component,
+ms_status ms_registry_deployment_start(ms_registry *reg, const char *component,
                                        const char *from_version, const char *to_version,
-                                       const char *who, int64_t *id)
+                                       const char *who, const json_t *request,
+                                       const ms_version_change *changes, size_t n, int64_t *id)
 {
     sqlite3_stmt *q = NULL;
     json_t *detail = NULL;
     char now[40];
     ms_status s;
 
-    if (reg == NULL || blank(component) || blank(to_version) || blank(who) || id == NULL)
+    if (reg == NULL || blank(component) || blank(to_version) || blank(who) || id == NULL ||
+        (n > 0 && changes == NULL))
         return ms__err(MS_ERR_INVALID_ARG, "registry: deployment_begin: component, to_version, "
                                            "who and id are required");
-    detail = json_pack("{s:s, s:s, s:[]}", "who", who, "step", "", "steps");
+    for (size_t i = 0; i < n; i++)
+        if (blank(changes[i].version) || !ms_registry_version_state_valid(changes[i].state))
+            return ms__err(MS_ERR_INVALID_ARG,
+                           "registry: deployment_start: change %zu: a version and a valid "
+                           "state are required",
+                           i);
+    detail =
+        json_pack("{s:s, s:s, s:[], s:O?}", "who", who, "step", "", "steps", "request", request);
     if (detail == NULL)
         return ms__err(MS_ERR_NO_MEMORY, "registry: deployment_begin");
     ms__reg_now(now);
@@ -72,6 +81,10 @@ ms_status ms_registry_deployment_begin(ms_registry *reg, const char *component,
         s = ms__reg_fail(reg, "beginning a deployment");
     if (s == MS_OK)
         *id = sqlite3_last_insert_rowid(reg->db);
+    /* the versions' states change with the record, or not at all */
+    for (size_t i = 0; s == MS_OK && i < n; i++)
+        s = ms__reg_version_set_state_locked(reg, component, changes[i].version, changes[i].state,
+                                             now);
     if (s == MS_OK)
         s = ms__reg_commit(reg);
 cleanup:
@@ -81,6 +94,14 @@ cleanup:
     pthread_mutex_unlock(&reg->lock);
     json_decref(detail);
     return s;
+}
+
+ms_status ms_registry_deployment_begin(ms_registry *reg, const char *component,
+                                       const char *from_version, const char *to_version,
+                                       const char *who, int64_t *id)
+{
+    return ms_registry_deployment_start(reg, component, from_version, to_version, who, NULL, NULL,
+                                        0, id);
 }
 
 /* The stored detail of deployment id (a new reference). Lock held. */
@@ -117,25 +138,14 @@ static ms_status stored_detail(ms_registry *reg, int64_t id, json_t **out)
     return s;
 }
 
-ms_status ms_registry_deployment_update(ms_registry *reg, int64_t id, const char *step,
-                                        const char *outcome, const json_t *detail)
+ms_status ms__reg_deployment_update_locked(ms_registry *reg, int64_t id, const char *step,
+                                           const char *outcome, const json_t *detail,
+                                           const char *now)
 {
     sqlite3_stmt *q = NULL;
     json_t *all = NULL, *steps, *entry = NULL;
-    char now[40];
     ms_status s;
 
-    if (reg == NULL)
-        return ms__err(MS_ERR_INVALID_ARG, "registry: deployment_update: reg is required");
-    if (!token_ok(step) || !token_ok(outcome))
-        return ms__err(MS_ERR_INVALID_ARG,
-                       "registry: deployment_update: step '%s' and outcome '%s' must be 1 to 32 "
-                       "characters of [a-z0-9-]",
-                       step ? step : "(null)", outcome ? outcome : "(null)");
-    ms__reg_now(now);
-    pthread_mutex_lock(&reg->lock);
-    if ((s = ms__reg_begin(reg)) != MS_OK)
-        goto cleanup;
     if ((s = stored_detail(reg, id, &all)) != MS_OK)
         goto cleanup;
     steps = json_object_get(all, "steps");
@@ -167,15 +177,37 @@ ms_status ms_registry_deployment_update(ms_registry *reg, int64_t id, const char
         s = ms__reg_bind_json(reg, q, 4, all);
     if (s == MS_OK && sqlite3_step(q) != SQLITE_DONE)
         s = ms__reg_fail(reg, "updating a deployment");
+cleanup:
+    sqlite3_finalize(q);
+    json_decref(entry);
+    json_decref(all);
+    return s;
+}
+
+ms_status ms_registry_deployment_update(ms_registry *reg, int64_t id, const char *step,
+                                        const char *outcome, const json_t *detail)
+{
+    char now[40];
+    ms_status s;
+
+    if (reg == NULL)
+        return ms__err(MS_ERR_INVALID_ARG, "registry: deployment_update: reg is required");
+    if (!ms__reg_token_ok(step) || !ms__reg_token_ok(outcome))
+        return ms__err(MS_ERR_INVALID_ARG,
+                       "registry: deployment_update: step '%s' and outcome '%s' must be 1 to 32 "
+                       "characters of [a-z0-9-]",
+                       step ? step : "(null)", outcome ? outcome : "(null)");
+    ms__reg_now(now);
+    pthread_mutex_lock(&reg->lock);
+    if ((s = ms__reg_begin(reg)) != MS_OK)
+        goto cleanup;
+    s = ms__reg_deployment_update_locked(reg, id, step, outcome, detail, now);
     if (s == MS_OK)
         s = ms__reg_commit(reg);
 cleanup:
-    sqlite3_finalize(q);
     if (s != MS_OK)
         ms__reg_rollback(reg);
     pthread_mutex_unlock(&reg->lock);
-    json_decref(entry);
-    json_decref(all);
     return s;
 }
 

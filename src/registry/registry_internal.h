@@ -72,4 +72,15 @@ int64_t ms__reg_page(size_t limit);
 /* The current UTC time, RFC 3339 with microseconds. */
 void ms__reg_now(char out[40]);
 
+/* A step or outcome name: 1..32 of [a-z0-9-] (deployments.c). */
+bool ms__reg_token_ok(const char *s);
+/* Set a version's state (versions.c) / append a step to a deployment
+ * (deployments.c) at time now, reg->lock held, inside the caller's
+ * transaction, so several make one. Arguments already checked. */
+ms_status ms__reg_version_set_state_locked(ms_registry *reg, const char *component,
+                                           const char *version, const char *state, const char *now);
+ms_status ms__reg_deployment_update_locked(ms_registry *reg, int64_t id, const char *step,
+                                           const char *outcome, const json_t *detail,
+                                           const char *now);
+
 #endif

@@ -58,6 +58,7 @@ struct ms__deploy_host {
 /* The request, parsed. Strings borrowed from the JSON. */
 typedef struct request {
     const char *action, *component, *version, *artifact, *deployment_id;
+    const char *host; /* switch, abort: only the host of this id acts and answers (NULL: all) */
     int hold_ms, drain_timeout_ms;
 } request;
 
@@ -89,7 +90,7 @@ static size_t hosted(ms_runtime *rt, const char *component, char *version, size_
         if (strcmp(it->ops->metadata.name, component) != 0)
             continue;
         pthread_mutex_lock(&it->mu);
-        skip = it->removing;
+        skip = it->removing || it->candidate;
         pthread_mutex_unlock(&it->mu);
         if (skip)
             continue;
@@ -259,12 +260,20 @@ static void on_prepare(ms__deploy_host *d, const ms_message *msg, const request 
     answer(d, msg, rq, true, rep.old_version, rep.new_version, NULL, &rep, ids, false);
 }
 
+/* A request addressed to another host (its "host" field): not ours. */
+static bool for_another_host(const ms__deploy_host *d, const request *rq)
+{
+    return rq->host != NULL && rq->host[0] != '\0' && strcmp(rq->host, d->rt->host_id) != 0;
+}
+
 static void on_switch(ms__deploy_host *d, const ms_message *msg, const request *rq)
 {
     ms_swap_report rep;
     char err[600];
     ms_status s;
 
+    if (for_another_host(d, rq))
+        return; /* the coordinator switches the hosts one at a time */
     if (!same_deployment(d, rq)) {
         if (hosted(d->rt, rq->component, NULL, 0, NULL) == 0)
             return;
@@ -289,6 +298,8 @@ static void on_switch(ms__deploy_host *d, const ms_message *msg, const request *
 static void on_abort(ms__deploy_host *d, const ms_message *msg, const request *rq)
 {
     bool had = same_deployment(d, rq);
+    if (for_another_host(d, rq))
+        return;
     if (!had && hosted(d->rt, rq->component, NULL, 0, NULL) == 0)
         return;
     if (had) {
@@ -328,6 +339,7 @@ static void run_command(ms__deploy_host *d, const ms_message *msg)
     rq.version = jstr(body, "version");
     rq.artifact = jstr(body, "artifact");
     rq.deployment_id = jstr(body, "deployment_id");
+    rq.host = jstr(body, "host");
     rq.hold_ms = jint(body, "hold_ms", 0);
     rq.drain_timeout_ms = jint(body, "drain_timeout_ms", 0);
     if (jstr(body, "component") != NULL && strcmp(jstr(body, "component"), comp) != 0) {

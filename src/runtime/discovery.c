@@ -67,8 +67,8 @@ void ms__endpoint_name(const char *component, const char *subject, char *out, si
 static json_t *identity(ms_instance *inst, const char *type)
 {
     json_t *md = json_deep_copy(inst->metadata);
-    return json_pack("{s:s, s:s, s:s, s:o, s:s}", "name", inst->ops->metadata.name, "id",
-                     inst->id, "version", inst->ops->metadata.version, "metadata",
+    return json_pack("{s:s, s:s, s:s, s:o, s:s}", "name", inst->ops->metadata.name, "id", inst->id,
+                     "version", inst->ops->metadata.version, "metadata",
                      md != NULL ? md : json_object(), "type", type);
 }
 
@@ -84,10 +84,9 @@ static json_t *endpoint_stats(const ms__endpoint *ep)
 {
     uint64_t avg = ep->num_requests > 0 ? ep->processing_ns / ep->num_requests : 0;
     return json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:I}", "name", ep->name, "subject",
-                     ep->subject, "queue_group",
-                     ep->fanout ? "" : ep->inst->ops->metadata.name, "num_requests",
-                     (json_int_t)ep->num_requests, "num_errors", (json_int_t)ep->num_errors,
-                     "last_error", ep->last_error, "processing_time",
+                     ep->subject, "queue_group", ep->fanout ? "" : ep->inst->ops->metadata.name,
+                     "num_requests", (json_int_t)ep->num_requests, "num_errors",
+                     (json_int_t)ep->num_errors, "last_error", ep->last_error, "processing_time",
                      (json_int_t)ep->processing_ns, "average_processing_time", (json_int_t)avg);
 }
 
@@ -104,7 +103,8 @@ static json_t *response(ms_instance *inst, verb v)
         eps = json_array();
         if (root == NULL || eps == NULL)
             break;
-        ok = json_object_set_new(root, "description", json_string(inst->ops->metadata.description)) == 0;
+        ok = json_object_set_new(root, "description",
+                                 json_string(inst->ops->metadata.description)) == 0;
         for (size_t i = 0; ok && i < inst->neps; i++)
             ok = json_array_append_new(eps, endpoint_info(&inst->eps[i])) == 0;
         if (ok && json_object_set_new(root, "endpoints", eps) == 0)
@@ -180,7 +180,8 @@ void ms__on_srv_msg(ms_bus *bus, ms_subscription *sub, const ms_message *msg, vo
             if (ntok == 4 && strcmp(tok[3], it->id) != 0)
                 continue;
             pthread_mutex_lock(&it->mu);
-            running = it->state == MS_INSTANCE_RUNNING;
+            /* a prepared swap candidate serves nothing yet: not listed */
+            running = it->state == MS_INSTANCE_RUNNING && !it->candidate;
             pthread_mutex_unlock(&it->mu);
             if (running)
                 answers[n++] = response(it, v);

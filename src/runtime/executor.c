@@ -27,8 +27,8 @@
 #include "mainstack/log.h"
 #include "runtime/executor.h"
 
-#define BATCH 32         /* tasks a worker runs in a row before yielding */
-#define INITIAL_RING 4   /* ring slots of a new mailbox; grows by doubling */
+#define BATCH 32       /* tasks a worker runs in a row before yielding */
+#define INITIAL_RING 4 /* ring slots of a new mailbox; grows by doubling */
 
 typedef struct task {
     ms__task_fn fn;
@@ -44,15 +44,15 @@ struct ms__mailbox {
     pthread_cond_t idle;     /* waiters for "nothing queued, no token out" */
     task *ring;
     size_t ring_cap, head, len;
-    size_t capacity;   /* bound on queued ordinary tasks */
-    size_t ordinary;   /* queued ordinary (non-control) tasks */
+    size_t capacity; /* bound on queued ordinary tasks */
+    size_t ordinary; /* queued ordinary (non-control) tasks */
     unsigned max_parallel;
-    unsigned tokens;   /* tokens out: on the run queue or held by a worker */
-    unsigned running;  /* tasks running now */
+    unsigned tokens;  /* tokens out: on the run queue or held by a worker */
+    unsigned running; /* tasks running now */
     bool exclusive_running;
     bool intake_open;
-    bool dead;         /* being destroyed: refuse everything */
-    unsigned waiting;  /* posters blocked on a full mailbox */
+    bool dead;        /* being destroyed: refuse everything */
+    unsigned waiting; /* posters blocked on a full mailbox */
     /* under ex->mu */
     unsigned runq_tokens; /* tokens of this mailbox waiting on the run queue */
     bool in_runq;
@@ -130,11 +130,15 @@ static ms__mailbox *runq_take(ms__executor *ex)
     return mb;
 }
 
+/* Called after mb->mu is released: with n == 0 the mailbox may already be
+ * idle and freed by its owner (a retired instance), so it is not touched;
+ * with n > 0 its tokens keep it from being idle. */
 static void give_tokens(ms__mailbox *mb, unsigned n)
 {
-    ms__executor *ex = mb->ex;
+    ms__executor *ex;
     if (n == 0)
         return;
+    ex = mb->ex;
     pthread_mutex_lock(&ex->mu);
     mb->runq_tokens += n;
     if (!mb->in_runq)
@@ -306,8 +310,8 @@ ms_status ms__executor_create(int workers, ms__executor **out)
     for (int i = 0; i < workers; i++) {
         int rc = pthread_create(&ex->threads[i], NULL, worker_main, ex);
         if (rc != 0) {
-            s = ms__err(MS_ERR_INTERNAL, "executor: starting worker %d of %d: %s", i + 1,
-                        workers, strerror(rc));
+            s = ms__err(MS_ERR_INTERNAL, "executor: starting worker %d of %d: %s", i + 1, workers,
+                        strerror(rc));
             break;
         }
         char name[16];
@@ -370,7 +374,8 @@ bool ms__executor_destroy(ms__executor *ex, int timeout_ms)
     if (leaked) {
         ms_logf(MS_LOG_ERROR, "runtime",
                 "worker pool: a worker is still inside a component call after %d ms; "
-                "leaving it running (the pool's memory is leaked)", timeout_ms);
+                "leaving it running (the pool's memory is leaked)",
+                timeout_ms);
         return false;
     }
     pthread_cond_destroy(&ex->work);
@@ -382,8 +387,7 @@ bool ms__executor_destroy(ms__executor *ex, int timeout_ms)
 
 /* --- mailboxes --------------------------------------------------------------- */
 
-ms_status ms__mailbox_create(ms__executor *ex, size_t capacity, bool concurrent,
-                             ms__mailbox **out)
+ms_status ms__mailbox_create(ms__executor *ex, size_t capacity, bool concurrent, ms__mailbox **out)
 {
     ms__mailbox *mb;
 
@@ -458,8 +462,10 @@ ms_status ms__mailbox_post(ms__mailbox *mb, ms__task_fn fn, ms__task_fn drop, vo
             }
             if (rc == ETIMEDOUT && mb->ordinary >= mb->capacity && mb->intake_open && !mb->dead) {
                 pthread_mutex_unlock(&mb->mu);
-                return ms__err(MS_ERR_FULL, "mailbox full: %zu messages queued (the capacity) "
-                               "for %d ms", mb->capacity, timeout_ms);
+                return ms__err(MS_ERR_FULL,
+                               "mailbox full: %zu messages queued (the capacity) "
+                               "for %d ms",
+                               mb->capacity, timeout_ms);
             }
         }
     }

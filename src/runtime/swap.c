@@ -170,7 +170,11 @@ static size_t hand_over(ms_instance *old, ms_instance *cand)
         from->route = NULL;
         moved++;
     }
+    /* written under sub_mu and mu: read under either (discovery reads
+     * it under mu: a candidate does not answer $SRV until it serves) */
+    pthread_mutex_lock(&cand->mu);
     cand->candidate = false;
+    pthread_mutex_unlock(&cand->mu);
     pthread_mutex_unlock(&cand->sub_mu);
     pthread_mutex_unlock(&old->sub_mu);
     return moved;

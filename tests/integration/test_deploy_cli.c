@@ -611,10 +611,15 @@ static void deploy_promotes_then_rollback_and_history(void **state)
     dep = last_deployment(f);
     assert_string_equal(json_string_value(json_object_get(dep, "state")), "promoted");
     steps = json_object_get(json_object_get(dep, "detail"), "steps");
-    assert_int_equal(json_array_size(steps), 2);
+    /* test, then the promotion's intents (preparing, switching) and its end */
+    assert_int_equal(json_array_size(steps), 4);
     assert_string_equal(json_string_value(json_object_get(json_array_get(steps, 0), "outcome")),
                         "ready");
-    assert_string_equal(json_string_value(json_object_get(json_array_get(steps, 1), "step")),
+    assert_string_equal(json_string_value(json_object_get(json_array_get(steps, 1), "outcome")),
+                        "preparing");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(steps, 2), "outcome")),
+                        "switching");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(steps, 3), "step")),
                         "promote");
     assert_string_equal(
         json_string_value(json_object_get(
@@ -816,7 +821,11 @@ static const char *watch_step_of(const json_t *dep, const json_t **detail)
     const json_t *steps = json_object_get(json_object_get(dep, "detail"), "steps");
     const json_t *last = json_array_get(steps, json_array_size(steps) - 1);
 
-    assert_int_equal(json_array_size(steps), 3);
+    /* test ready, promote preparing/switching/promoted, watch watching
+     * (rolling-back), then the verdict */
+    assert_true(json_array_size(steps) >= 6);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(steps, 4), "outcome")),
+                        "watching");
     assert_string_equal(json_string_value(json_object_get(last, "step")), "watch");
     *detail = json_object_get(json_object_get(dep, "detail"), "result");
     return json_string_value(json_object_get(last, "outcome"));

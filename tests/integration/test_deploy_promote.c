@@ -10,7 +10,9 @@
  * everywhere, a host that does not answer deploy commands: the promotion is
  * aborted on every host, each still serves 1.0.0, and the report names the
  * host and the reason. Also: the two-phase runtime API, the host's answers
- * to bad deploy requests, a prepare that expires, bad arguments.
+ * to bad deploy requests, a prepare that expires, bad arguments; the
+ * switch going host by host (on_step sees each host switched while the
+ * others still serve the old version) and ms_deploy_abort of a prepare.
  */
 #include <sys/stat.h>
 
@@ -672,6 +674,107 @@ static void promote_bad_arguments(void **state)
                      MS_ERR_INVALID_ARG);
 }
 
+/* on_step: the order of the steps, and at each "switched" how many hosts
+ * already serve 2.0.0 (exactly one more each time: one host at a time). */
+typedef struct steps_seen {
+    cluster *c;
+    int prepared, switched;
+    char order[64];
+    char hosts[NHOSTS][64];
+} steps_seen;
+
+static int hosts_on(cluster *c, const char *version)
+{
+    int n = 0;
+    for (int i = 0; i < NHOSTS; i++) {
+        ms_instance **list = NULL;
+        size_t k = 0;
+        ms_assert_ok(ms_runtime_instances(c->rt[i], &list, &k));
+        if (k == 1 && strcmp(ms_instance_ops(list[0])->metadata.version, version) == 0)
+            n++;
+        free(list);
+    }
+    return n;
+}
+
+static void on_step(void *ud, const char *step, const char *host)
+{
+    steps_seen *ss = ud;
+    size_t n = strlen(ss->order);
+    snprintf(ss->order + n, sizeof ss->order - n, "%c", step[0]);
+    if (strcmp(step, "prepared") == 0) {
+        assert_null(host);
+        assert_int_equal(hosts_on(ss->c, "2.0.0"), 0);
+        ss->prepared++;
+        return;
+    }
+    assert_string_equal(step, "switched");
+    assert_non_null(host);
+    assert_true(ss->switched < NHOSTS);
+    snprintf(ss->hosts[ss->switched], sizeof ss->hosts[0], "%s", host);
+    ss->switched++;
+    assert_int_equal(hosts_on(ss->c, "2.0.0"), ss->switched);
+}
+
+static void switch_host_by_host_and_abort(void **state)
+{
+    fixture *f = *state;
+    cluster c;
+    ms_promote_options po;
+    ms_promote_report r;
+    steps_seen ss;
+    size_t aborted = 9, answered = 9;
+    char id[80];
+
+    memset(&ss, 0, sizeof ss);
+    start_cluster(state, &c, -1);
+    ss.c = &c;
+    fast_opts(&po);
+    po.on_step = on_step;
+    po.on_step_ud = &ss;
+    ms_assert_ok(ms_deploy_promote(f->client, "swapver", "2.0.0", ART_B, &po, &r));
+    check_ok_report(&r, "1.0.0", "2.0.0");
+    assert_string_equal(ss.order, "pss"
+                                  "s");
+    for (size_t i = 0; i < r.nhosts; i++)
+        assert_string_equal(ss.hosts[i], r.hosts[i].host);
+
+    /* a prepare whose coordinator is gone: ms_deploy_abort removes it now */
+    snprintf(id, sizeof id, "orphan-%ld", (long)getpid());
+    {
+        char body[512];
+        ms_message *m = NULL;
+        json_t *j;
+        snprintf(body, sizeof body,
+                 "{\"action\":\"prepare\",\"deployment_id\":\"%s\",\"version\":\"1.0.0\","
+                 "\"artifact\":\"%s\"}",
+                 id, ART_A);
+        /* one host's answer is enough to know the prepare went out */
+        ms_assert_ok(
+            ms_bus_request(f->client, "mainstack.deploy.swapver", body, strlen(body), 5000, &m));
+        j = reply_json(m);
+        assert_true(json_is_true(json_object_get(j, "ok")));
+        json_decref(j);
+        ms_message_unref(m);
+    }
+    ms_assert_ok(ms_deploy_abort(f->client, "swapver", id, 1500, &aborted, &answered));
+    assert_int_equal(answered, NHOSTS);
+    assert_int_equal(aborted, NHOSTS);
+    assert_all_on(&c, "2.0.0");
+    /* aborted again: nothing left to abort */
+    ms_assert_ok(ms_deploy_abort(f->client, "swapver", id, 800, &aborted, &answered));
+    assert_int_equal(aborted, 0);
+    assert_int_equal(answered, NHOSTS);
+    /* a new promotion is not refused by a leftover prepare */
+    fast_opts(&po);
+    ms_assert_ok(ms_deploy_rollback(f->client, "swapver", "1.0.0", ART_A, &po, &r));
+    assert_all_on(&c, "1.0.0");
+    ms_assert_status(ms_deploy_abort(f->client, "swapver", "", 100, NULL, NULL),
+                     MS_ERR_INVALID_ARG);
+    ms_assert_status(ms_deploy_abort(f->client, "a.b", id, 100, NULL, NULL), MS_ERR_INVALID_ARG);
+    stop_cluster(&c);
+}
+
 #define BOTH(name)                                                                                 \
     static void nats_##name(void **state)                                                          \
     {                                                                                              \
@@ -691,6 +794,7 @@ BOTH(host_answers_bad_requests)
 BOTH(prepared_swap_expires)
 BOTH(two_phase_api)
 BOTH(promote_bad_arguments)
+BOTH(switch_host_by_host_and_abort)
 
 int main(int argc, char **argv)
 {
@@ -715,6 +819,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(inproc_two_phase_api, setup_inproc, teardown),
         cmocka_unit_test_setup_teardown(nats_promote_bad_arguments, setup_nats, teardown),
         cmocka_unit_test_setup_teardown(inproc_promote_bad_arguments, setup_inproc, teardown),
+        cmocka_unit_test_setup_teardown(nats_switch_host_by_host_and_abort, setup_nats, teardown),
+        cmocka_unit_test_setup_teardown(inproc_switch_host_by_host_and_abort, setup_inproc,
+                                        teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);

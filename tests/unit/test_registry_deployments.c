@@ -3,7 +3,8 @@
  * a real SQLite file: begin, updates appending steps (the last outcome is
  * the state, the last detail the result), get, listing newest first with
  * paging, bad input named, and the deploy lock's holder as seen by another
- * connection.
+ * connection; the transitions that change several versions and record a
+ * step in one transaction (all or nothing, never two actives).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,6 +206,122 @@ static void version_states_are_kept_with_their_time(void **state)
     json_decref(row);
 }
 
+static void add_version(fx *f, const char *v)
+{
+    ms_assert_ok(ms_registry_version_add(
+        f->reg, "svc", v, "bb00000000000000000000000000000000000000000000000000000000000000",
+        "/tmp/a", NULL, NULL));
+}
+
+static const char *state_of(fx *f, const char *v, char *buf, size_t cap)
+{
+    json_t *row = NULL;
+    ms_assert_ok(ms_registry_version_get(f->reg, "svc", v, &row));
+    snprintf(buf, cap, "%s", str(row, "state"));
+    json_decref(row);
+    return buf;
+}
+
+static void assert_states(fx *f, const char *s1, const char *s2, const char *s3)
+{
+    char b[32];
+    assert_string_equal(state_of(f, "1.0.0", b, sizeof b), s1);
+    assert_string_equal(state_of(f, "1.1.0", b, sizeof b), s2);
+    assert_string_equal(state_of(f, "1.2.0", b, sizeof b), s3);
+}
+
+static void promote_and_transition_are_one_transaction(void **state)
+{
+    fx *f = *state;
+    ms_version_change ch[2];
+    json_t *d = NULL, *req, *steps;
+    int64_t id = 0;
+
+    add_version(f, "1.0.0");
+    add_version(f, "1.1.0");
+    add_version(f, "1.2.0");
+    /* start: the record with its request and the candidate's state together */
+    req = json_pack("{s:s, s:i}", "verb", "deploy", "watch_ms", 0);
+    ch[0] = (ms_version_change){"1.0.0", "testing"};
+    ms_assert_ok(ms_registry_deployment_start(f->reg, "svc", NULL, "1.0.0", "t", req, ch, 1, &id));
+    ms_assert_ok(ms_registry_deployment_get(f->reg, id, &d));
+    assert_string_equal(str(d, "state"), "running");
+    assert_string_equal(str(json_object_get(json_object_get(d, "detail"), "request"), "verb"),
+                        "deploy");
+    json_decref(d);
+    assert_states(f, "testing", "candidate", "candidate");
+
+    /* first promotion: nothing was active */
+    ms_assert_ok(
+        ms_registry_version_promote(f->reg, "svc", "1.0.0", id, "promote", "promoted", NULL));
+    assert_states(f, "active", "candidate", "candidate");
+    ms_assert_ok(ms_registry_version_promote(f->reg, "svc", "1.1.0", 0, NULL, NULL, NULL));
+    assert_states(f, "previous", "active", "candidate");
+    ms_assert_ok(
+        ms_registry_version_promote(f->reg, "svc", "1.2.0", id, "promote", "promoted", NULL));
+    assert_states(f, "candidate", "previous", "active");
+    ms_assert_ok(ms_registry_deployment_get(f->reg, id, &d));
+    steps = json_object_get(json_object_get(d, "detail"), "steps");
+    assert_int_equal(json_array_size(steps), 2);
+    json_decref(d);
+
+    /* rollback as a transition with its step */
+    ch[0] = (ms_version_change){"1.2.0", "rolled-back"};
+    ch[1] = (ms_version_change){"1.1.0", "active"};
+    ms_assert_ok(
+        ms_registry_version_transition(f->reg, "svc", ch, 2, id, "rollback", "rolled-back", req));
+    assert_states(f, "candidate", "active", "rolled-back");
+    ms_assert_ok(ms_registry_deployment_get(f->reg, id, &d));
+    assert_string_equal(str(d, "state"), "rolled-back");
+    json_decref(d);
+
+    /* two actives: refused, nothing changed (neither the states nor the step) */
+    ch[0] = (ms_version_change){"1.0.0", "active"};
+    ms_assert_status(ms_registry_version_transition(f->reg, "svc", ch, 1, id, "x", "broken", NULL),
+                     MS_ERR_STATE);
+    has(ms_last_error(), "would leave 2 versions active");
+    assert_states(f, "candidate", "active", "rolled-back");
+    /* an unknown version half-way: the first change is undone */
+    ch[0] = (ms_version_change){"1.0.0", "previous"};
+    ch[1] = (ms_version_change){"9.9.9", "active"};
+    ms_assert_status(ms_registry_version_transition(f->reg, "svc", ch, 2, id, "x", "broken", NULL),
+                     MS_ERR_NOT_FOUND);
+    assert_states(f, "candidate", "active", "rolled-back");
+    /* an unknown deployment: the states are not changed either */
+    ch[0] = (ms_version_change){"1.0.0", "previous"};
+    ms_assert_status(ms_registry_version_transition(f->reg, "svc", ch, 1, 4242, "x", "y", NULL),
+                     MS_ERR_NOT_FOUND);
+    assert_states(f, "candidate", "active", "rolled-back");
+    ms_assert_ok(ms_registry_deployment_get(f->reg, id, &d));
+    assert_string_equal(str(d, "state"), "rolled-back");
+    json_decref(d);
+    /* bad input named */
+    ch[0] = (ms_version_change){"1.0.0", "tested"};
+    ms_assert_status(ms_registry_version_transition(f->reg, "svc", ch, 1, 0, NULL, NULL, NULL),
+                     MS_ERR_INVALID_ARG);
+    has(ms_last_error(), "version state 'tested'");
+    ch[0] = (ms_version_change){"1.0.0", "previous"};
+    ms_assert_status(
+        ms_registry_version_transition(f->reg, "svc", ch, 1, id, "Bad Step", "y", NULL),
+        MS_ERR_INVALID_ARG);
+    ms_assert_status(ms_registry_version_transition(f->reg, "svc", NULL, 1, 0, NULL, NULL, NULL),
+                     MS_ERR_INVALID_ARG);
+    ms_assert_status(ms_registry_version_promote(f->reg, "svc", "", 0, NULL, NULL, NULL),
+                     MS_ERR_INVALID_ARG);
+    ms_assert_status(ms_registry_version_promote(f->reg, "svc", "7.7.7", 0, NULL, NULL, NULL),
+                     MS_ERR_NOT_FOUND);
+    assert_states(f, "candidate", "active", "rolled-back");
+    /* start with an unknown version: no record is begun */
+    ch[0] = (ms_version_change){"8.8.8", "testing"};
+    ms_assert_status(
+        ms_registry_deployment_start(f->reg, "svc", NULL, "8.8.8", "t", NULL, ch, 1, &id),
+        MS_ERR_NOT_FOUND);
+    ms_assert_ok(ms_registry_deployments(f->reg, "svc", 0, 0, &d));
+    assert_int_equal(json_array_size(d), 1);
+    json_decref(d);
+    json_decref(req);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -214,6 +331,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(deploy_lock_holder_seen_by_another_connection, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(version_states_are_kept_with_their_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(promote_and_transition_are_one_transaction, setup,
+                                        teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
