@@ -130,7 +130,7 @@ static int resolve(const cli_verb *verb, const cli_args *a, ms_registry *reg, co
 {
     bool approve = cli_flag(a, "approve"), reject = cli_flag(a, "reject");
     const char *by = cli_opt(a, "by"), *url;
-    char actor[160], run_state[16] = "";
+    char actor[160], run_state[16] = "", exe[4096];
     json_t *e = NULL, *detail;
     ms_agent_options o;
     ms_bus *bus = NULL;
@@ -158,6 +158,9 @@ static int resolve(const cli_verb *verb, const cli_args *a, ms_registry *reg, co
     o.registry = reg;
     o.root = root;
     o.agent_id = actor;
+    cli_self_exe(exe, sizeof exe);
+    o.deploy_program = exe; /* a resumed pipeline's version and deploy steps */
+    o.deploy_nats_url = url != NULL && url[0] != '\0' ? url : NULL;
     if (approve)
         printf("approving escalation %lld: resuming the work...\n", (long long)id);
     fflush(stdout);
