@@ -312,8 +312,8 @@ static void deploy_failure(const run *r, const ms_proc_result *res, const json_t
         const json_t *failures = json_object_get(detail, "failures"), *f;
         size_t i;
 
-        n += snprintf(why + n, cap - (size_t)n, ": failing test%s",
-                      json_array_size(failures) == 1 ? "" : "s");
+        n += snprintf(why + n, cap - (size_t)n,
+                      ": failing test%s:", json_array_size(failures) == 1 ? "" : "s");
         json_array_foreach(failures, i, f)
         {
             if ((size_t)n >= cap)
@@ -561,9 +561,17 @@ static void start_from(run *r)
                   NULL, NULL);
         return;
     }
-    if (ms_registry_run_update(r->env.registry, r->run_id, r->last_step, "succeeded", NULL) !=
-        MS_OK)
-        ms_log_kv(MS_LOG_ERROR, "agent", "recording a run's end", "error", ms_last_error(), NULL);
+    {
+        /* the end record carries the version and deployment the run made */
+        json_t *end = r->version[0] != '\0' ? json_object() : NULL;
+
+        add_version(r, end);
+        if (ms_registry_run_update(r->env.registry, r->run_id, r->last_step, "succeeded", end) !=
+            MS_OK)
+            ms_log_kv(MS_LOG_ERROR, "agent", "recording a run's end", "error", ms_last_error(),
+                      NULL);
+        json_decref(end);
+    }
     finish(r, "succeeded");
 }
 
