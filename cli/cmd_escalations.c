@@ -259,8 +259,10 @@ const cli_verb cli_verb_escalations = {
         "a change beyond its autonomy, a failing step of its pipeline. They are kept in\n"
         "<root>/.mainstack/registry.db. resolve --approve resumes the work here and now:\n"
         "an escalated decision runs the change, build and test commands, a failed run\n"
-        "resumes at the step that failed; --reject closes it. An escalation is resolved\n"
-        "once: resolving it again fails and says by whom it was.\n",
+        "resumes at the step that failed, a candidate ready to deploy (or a failed deploy)\n"
+        "is deployed by mstack deploy, promoting: the approval is the permission; --reject\n"
+        "closes it. An escalation is resolved once: resolving it again fails and says by\n"
+        "whom it was.\n",
     .options = options,
     .min_positional = 0,
     .max_positional = 2,

@@ -617,7 +617,9 @@ const mcp_tool mcp_tool_resolve_escalation = {
         "Approves or rejects an open escalation, with an optional note; recorded with the "
         "client's name. Approving resumes the work as mstack escalations resolve --approve "
         "does: an escalated decision runs the agent's change, build and test commands, a failed "
-        "run resumes at the step that failed; the call returns when that run ended (progress "
+        "run resumes at the step that failed, a candidate ready to deploy (or a failed deploy) is "
+        "deployed with its promotion (the approval is the permission); the call returns when that "
+        "run ended (progress "
         "with a progressToken; cancelling stops the run, the resolution stays). An escalation "
         "is resolved once: a second call fails and changes nothing.",
     .input_schema = "{\"type\":\"object\",\"required\":[\"id\",\"decision\"],\"properties\":{"
