@@ -78,6 +78,7 @@ ms_status ms_decision_from_json(const json_t *j, const char *source, ms_decision
 ms_status ms_agent_input_json(const ms_message *msg, const ms_context *ctx,
                               const ms_agent_config *cfg, json_t **out);
 
+
 /* --- the agent runner ------------------------------------------------------
  *
  * An ms_agent is one component's agent at work: it reads the framework's
@@ -118,26 +119,26 @@ typedef struct ms_agent_event {
     const ms_decision *decision; /* MS_AGENT_DECIDED */
     bool fresh;                  /* false: the event was decided before (a redelivery) */
     int64_t decision_id;
-    int64_t run_id;            /* MS_AGENT_RUN_DONE; 0 otherwise */
-    const char *run_state;     /* "succeeded", "escalated" (a step failed, or the tested
-                                  candidate awaits approval to deploy), "cancelled" */
-    const char *event_subject; /* the message's subject */
+    int64_t run_id;              /* MS_AGENT_RUN_DONE; 0 otherwise */
+    const char *run_state;       /* "succeeded", "escalated" (a step failed, or the tested
+                                    candidate awaits approval to deploy), "cancelled" */
+    const char *event_subject;   /* the message's subject */
 } ms_agent_event;
 
 typedef void (*ms_agent_event_fn)(const ms_agent_event *ev, void *closure);
 
 typedef struct ms_agent_options {
-    ms_bus *bus;               /* required; borrowed */
-    ms_registry *registry;     /* required; borrowed */
-    ms_proc_runner *runner;    /* borrowed; NULL: the agent creates its own */
+    ms_bus *bus;             /* required; borrowed */
+    ms_registry *registry;   /* required; borrowed */
+    ms_proc_runner *runner;  /* borrowed; NULL: the agent creates its own */
     const char *component_dir; /* required: holds context/context.json and agent-config.json */
-    const char *root;          /* the project root: cwd of the actions, home of the run logs;
-                                  NULL: the current directory */
-    const char *agent_id;      /* recorded as who decided; NULL: agent-<component>@<host>:<pid> */
-    bool durable;              /* control events through the durable stream (default true) */
+    const char *root;        /* the project root: cwd of the actions, home of the run logs;
+                                NULL: the current directory */
+    const char *agent_id;    /* recorded as who decided; NULL: agent-<component>@<host>:<pid> */
+    bool durable;            /* control events through the durable stream (default true) */
     const char *const *evaluator_argv; /* an evaluator command (NULL: none) */
     int evaluator_timeout_ms;          /* default 10000 */
-    size_t max_pending;                /* messages waiting to be decided at most (default 10000) */
+    size_t max_pending;      /* messages waiting to be decided at most (default 10000) */
     int consumer_ack_wait_ms;          /* the durable consumer's ack_wait (default 30000) */
     ms_agent_event_fn on_event;        /* optional, called on the worker or runner thread */
     void *closure;
@@ -191,8 +192,8 @@ ms_status ms_agent_wait_idle(ms_agent *a, int timeout_ms);
 typedef struct ms_agent_stats {
     uint64_t received, ignored, acted, escalated, redelivered;
     uint64_t runs_started, runs_succeeded, runs_escalated;
-    uint64_t pending; /* queued now */
-    uint64_t errors;  /* messages that could not be decided or recorded (logged) */
+    uint64_t pending;  /* queued now */
+    uint64_t errors;   /* messages that could not be decided or recorded (logged) */
 } ms_agent_stats;
 
 void ms_agent_get_stats(const ms_agent *a, ms_agent_stats *out);
