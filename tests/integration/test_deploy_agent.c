@@ -8,7 +8,8 @@
  * build_dir (what a coding tool and a build would leave there); build and
  * test are trivial commands. Covered: may_deploy true (deployed, active,
  * served), may_deploy false (the "ready to deploy" escalation, approving
- * it deploys), a candidate failing a test the active passes (rejected, the
+ * it deploys, through the library and through `mstack escalations
+ * resolve`), a candidate failing a test the active passes (rejected, the
  * escalation names the test, the active keeps serving), version add
  * refused (same version, other content), and a deploy section without a
  * deploy program (the pipeline ends after test, as before).
@@ -375,6 +376,56 @@ static void ready_candidate_awaits_approval(void **state)
                      MS_ERR_STATE);
 }
 
+/* 2b. The same approval from the command line: `mstack escalations
+ * resolve ID --approve --nats URL` runs deploy as itself, with NATS_URL
+ * from --nats (the config's args name no server). */
+static void cli_approval_deploys(void **state)
+{
+    fx *f = *state;
+    ms_agent *a;
+    json_t *esc;
+    char id[32], out[400];
+    const char *argv[12];
+    ms_proc_spec spec;
+    ms_proc_result res;
+
+    active_host(f);
+    write_component(f, false, "swapver_t2", ", \"args\": [\"--watch\", \"0\"]");
+    a = make_agent(f, MSTACK_BIN, true);
+    act(f, a);
+    ms_agent_destroy(a);
+    esc = open_escalation(f);
+    snprintf(id, sizeof id, "%lld", (long long)json_integer_value(json_object_get(esc, "id")));
+    json_decref(esc);
+    assert_state(f, "1.2.0", "testing");
+    argv[0] = MSTACK_BIN;
+    argv[1] = "escalations";
+    argv[2] = "resolve";
+    argv[3] = id;
+    argv[4] = "--approve";
+    argv[5] = "--root";
+    argv[6] = f->root;
+    argv[7] = "--nats";
+    argv[8] = ms_nats_server_url(f->srv);
+    argv[9] = "--by";
+    argv[10] = "tester";
+    argv[11] = NULL;
+    ms_proc_spec_init(&spec);
+    spec.argv = argv;
+    spec.timeout_ms = WAIT_MS;
+    ms_proc_result_init(&res);
+    ms_assert_ok(ms_proc_run(&spec, &res));
+    snprintf(out, sizeof out, "%s", res.output ? res.output : "");
+    if (res.exit_code != 0)
+        fail_msg("mstack escalations resolve: exit %d: %s", res.exit_code, out);
+    has(res.output, "approved; the resumed run succeeded");
+    ms_proc_result_reset(&res);
+    assert_state(f, "1.2.0", "active");
+    assert_state(f, "1.1.0", "previous");
+    assert_serves(f, "1.2.0");
+    assert_no_open_escalation(f);
+}
+
 /* 3. A candidate failing a test the active passes: the deploy step fails,
  * the escalation names the outcome and the test, the candidate is
  * rejected and the active keeps serving. */
@@ -472,6 +523,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(may_deploy_deploys, setup, teardown),
         cmocka_unit_test_setup_teardown(ready_candidate_awaits_approval, setup, teardown),
+        cmocka_unit_test_setup_teardown(cli_approval_deploys, setup, teardown),
         cmocka_unit_test_setup_teardown(regression_is_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(version_add_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(no_deploy_program_ends_after_test, setup, teardown),
