@@ -196,6 +196,11 @@ int cli_project_root(const cli_args *a, char *out, size_t cap);
  * <root>/components/<name>. */
 void cli_component_dir(const char *root, const char *arg, char *out, size_t cap);
 
+/* The path of the running mstack program (/proc/self/exe; "mstack" when it
+ * cannot be read): what mstack deploy runs as its test host, and what the
+ * agents run for their pipeline's version and deploy steps. */
+void cli_self_exe(char *out, size_t cap);
+
 /* --- cmd_version.c (shared with cmd_deploy.c) ------------------------------ */
 
 /* The components directory of the build tree this mstack runs from

@@ -70,7 +70,7 @@ static void on_event(const ms_agent_event *ev, void *closure)
 
 static int run(const cli_verb *verb, const cli_args *a)
 {
-    char root[4096], dir[4600], *regpath = NULL;
+    char root[4096], dir[4600], exe[4096], *regpath = NULL;
     const char *const *eargs = NULL;
     const char *evaluator = cli_opt(a, "evaluator");
     const char **eargv = NULL;
@@ -94,6 +94,7 @@ static int run(const cli_verb *verb, const cli_args *a)
         return cli_usage_error(verb, "--evaluator-arg needs --evaluator");
     if ((rc = cli_project_root(a, root, sizeof root)) != CLI_EXIT_OK)
         return rc;
+    cli_self_exe(exe, sizeof exe);
     /* Signals are taken by sigwait below: block them before any thread
      * exists, so every thread inherits the mask. */
     sigemptyset(&set);
@@ -138,6 +139,8 @@ static int run(const cli_verb *verb, const cli_args *a)
         o.evaluator_argv = eargv;
         o.evaluator_timeout_ms = etimeout;
         o.on_event = on_event;
+        o.deploy_program = exe; /* version add and deploy: this very program */
+        o.deploy_nats_url = cli_client_url(a);
         if ((s = ms_agent_create(&o, &agents[nagents])) != MS_OK) {
             cli_error("agent for %s: %s", a->positional[i], ms_last_error());
             rc = CLI_EXIT_FAILURE;
@@ -208,8 +211,10 @@ const cli_verb cli_verb_agent = {
         "<root>/.mainstack/registry.db and publishes it on\n"
         "mainstack.agent.<component>.decision. act runs the change, build and test\n"
         "commands (no shell; the input as JSON on stdin; logs under\n"
-        "<root>/.mainstack/runs/); escalate, or a failing step, opens an escalation\n"
-        "(mstack escalations). SIGTERM or SIGINT stops it.\n",
+        "<root>/.mainstack/runs/), then, when agent-config.json has actions.deploy,\n"
+        "`mstack version add` and `mstack deploy` (promoting only when autonomy.may_deploy;\n"
+        "otherwise the tested candidate waits for an approval); escalate, or a failing\n"
+        "step, opens an escalation (mstack escalations). SIGTERM or SIGINT stops it.\n",
     .options = options,
     .min_positional = 1,
     .max_positional = MAX_AGENTS,

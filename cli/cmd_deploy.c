@@ -190,15 +190,6 @@ static void set_failure(side *sd, const char *fmt, ...)
     va_end(ap);
 }
 
-static void self_exe(char *out, size_t cap)
-{
-    ssize_t n = readlink("/proc/self/exe", out, cap - 1);
-    if (n <= 0)
-        snprintf(out, cap, "mstack");
-    else
-        out[n] = '\0';
-}
-
 void cli_deploy_holder(char *out, size_t cap)
 {
     char host[256];
@@ -287,7 +278,7 @@ static void run_suite(side *sd, const char *tmp, int timeout_ms)
     json_error_t jerr;
     size_t i;
 
-    self_exe(exe, sizeof exe);
+    cli_self_exe(exe, sizeof exe);
     snprintf(data, sizeof data, "%s/%s-data", tmp, sd->label);
     snprintf(report, sizeof report, "%s/%s-report.json", tmp, sd->label);
     snprintf(tmo, sizeof tmo, "%d", timeout_ms);

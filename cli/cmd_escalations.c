@@ -130,7 +130,7 @@ static int resolve(const cli_verb *verb, const cli_args *a, ms_registry *reg, co
 {
     bool approve = cli_flag(a, "approve"), reject = cli_flag(a, "reject");
     const char *by = cli_opt(a, "by"), *url;
-    char actor[160], run_state[16] = "";
+    char actor[160], run_state[16] = "", exe[4096];
     json_t *e = NULL, *detail;
     ms_agent_options o;
     ms_bus *bus = NULL;
@@ -158,6 +158,9 @@ static int resolve(const cli_verb *verb, const cli_args *a, ms_registry *reg, co
     o.registry = reg;
     o.root = root;
     o.agent_id = actor;
+    cli_self_exe(exe, sizeof exe);
+    o.deploy_program = exe; /* a resumed pipeline's version and deploy steps */
+    o.deploy_nats_url = url != NULL && url[0] != '\0' ? url : NULL;
     if (approve)
         printf("approving escalation %lld: resuming the work...\n", (long long)id);
     fflush(stdout);
@@ -256,8 +259,10 @@ const cli_verb cli_verb_escalations = {
         "a change beyond its autonomy, a failing step of its pipeline. They are kept in\n"
         "<root>/.mainstack/registry.db. resolve --approve resumes the work here and now:\n"
         "an escalated decision runs the change, build and test commands, a failed run\n"
-        "resumes at the step that failed; --reject closes it. An escalation is resolved\n"
-        "once: resolving it again fails and says by whom it was.\n",
+        "resumes at the step that failed, a candidate ready to deploy (or a failed deploy)\n"
+        "is deployed by mstack deploy, promoting: the approval is the permission; --reject\n"
+        "closes it. An escalation is resolved once: resolving it again fails and says by\n"
+        "whom it was.\n",
     .options = options,
     .min_positional = 0,
     .max_positional = 2,

@@ -500,3 +500,13 @@ void cli_component_dir(const char *root, const char *arg, char *out, size_t cap)
     else
         snprintf(out, cap, "%s/components/%s", root, arg);
 }
+
+void cli_self_exe(char *out, size_t cap)
+{
+    ssize_t n = readlink("/proc/self/exe", out, cap - 1);
+
+    if (n <= 0)
+        snprintf(out, cap, "mstack");
+    else
+        out[n] = '\0';
+}

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "../cli.h"
 #include "mcp.h"
 
 #define FINDINGS_MAX 200
@@ -347,6 +348,8 @@ typedef struct resolving {
     bool approve;
     char *note; /* NULL: none */
     char by[160];
+    char exe[4096];      /* o.deploy_program: this mstack */
+    char nats_url[1024]; /* o.deploy_nats_url: the server's */
 } resolving;
 
 static void resolving_unref(resolving *r)
@@ -491,6 +494,14 @@ static int resolve_escalation(mcp_request *rq, const json_t *args, mcp_tool_out 
     r->o.registry = reg;
     r->o.root = srv->root;
     r->o.agent_id = r->by;
+    /* a resumed pipeline's version and deploy steps run this mstack, against
+     * the server's NATS */
+    cli_self_exe(r->exe, sizeof r->exe);
+    r->o.deploy_program = r->exe;
+    if (srv->nats_url != NULL) {
+        snprintf(r->nats_url, sizeof r->nats_url, "%s", srv->nats_url);
+        r->o.deploy_nats_url = r->nats_url;
+    }
     if (approve) {
         /* the resumed work publishes its decisions and escalations when NATS is
          * there; resolving does not need it */
@@ -606,7 +617,9 @@ const mcp_tool mcp_tool_resolve_escalation = {
         "Approves or rejects an open escalation, with an optional note; recorded with the "
         "client's name. Approving resumes the work as mstack escalations resolve --approve "
         "does: an escalated decision runs the agent's change, build and test commands, a failed "
-        "run resumes at the step that failed; the call returns when that run ended (progress "
+        "run resumes at the step that failed, a candidate ready to deploy (or a failed deploy) is "
+        "deployed with its promotion (the approval is the permission); the call returns when that "
+        "run ended (progress "
         "with a progressToken; cancelling stops the run, the resolution stays). An escalation "
         "is resolved once: a second call fails and changes nothing.",
     .input_schema = "{\"type\":\"object\",\"required\":[\"id\",\"decision\"],\"properties\":{"

@@ -169,10 +169,12 @@ static int list_runs(mcp_request *rq, const json_t *args, mcp_tool_out *out, mcp
 const mcp_tool mcp_tool_list_runs = {
     .name = "list_runs",
     .title = "List pipeline runs",
-    .description = "The agents' recent runs of their action pipeline (change, build, test): "
-                   "component, decision, the step reached and the state (running, succeeded, "
-                   "escalated, ...), newest first, paged. With id: that run with its steps "
-                   "(exit status, duration, log file).",
+    .description =
+        "The agents' recent runs of their action pipeline (change, build, test, version, "
+        "deploy): "
+        "component, decision, the step reached and the state (running, succeeded, "
+        "escalated, ...), newest first, paged. With id: that run with its steps "
+        "(exit status, duration, log file).",
     .input_schema = "{\"type\":\"object\",\"properties\":{\"component\":{\"type\":\"string\","
                     "\"minLength\":1,\"maxLength\":64},\"id\":{\"type\":\"integer\",\"minimum\":"
                     "1,\"description\":\"one run, with its steps\"}," PAGING_PROPS

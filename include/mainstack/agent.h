@@ -89,12 +89,16 @@ ms_status ms_agent_input_json(const ms_message *msg, const ms_context *ctx,
  * bounded by the policy), records the decision in the registry (one per
  * component and event id), publishes it on mainstack.agent.<component>.decision,
  * and only then acknowledges the event. An "act" runs the action pipeline
- * (change -> build -> test, the argv commands of agent-config.json) on a
- * shared ms_proc_runner: no shell, the input as JSON on stdin and MAINSTACK_*
- * variables, a time limit per step, a log file per step under
- * <root>/.mainstack/runs/<component>/<run id>/. "escalate", or any failing
- * step, opens an escalation in the registry and publishes it on the
- * escalation subject. docs/agents.md has the whole story.
+ * (change -> build -> test, the argv commands of agent-config.json, then,
+ * with actions.deploy and deploy_program, the framework steps version ->
+ * deploy: `mstack version add` and `mstack deploy`, which tests the
+ * candidate against the active version and promotes it when
+ * autonomy.may_deploy allows) on a shared ms_proc_runner: no shell, the
+ * input as JSON on stdin and MAINSTACK_* variables, a time limit per step,
+ * a log file per step under <root>/.mainstack/runs/<component>/.
+ * "escalate", any failing step, or a tested candidate the agent may not
+ * deploy by itself, opens an escalation in the registry and publishes it
+ * on the escalation subject. docs/agents.md has the whole story.
  *
  * Threading: each agent has one worker thread that decides its messages in
  * order, and (with a durable consumer) one reader thread; pipelines run on
@@ -105,7 +109,7 @@ typedef struct ms_agent ms_agent;
 
 typedef enum ms_agent_event_kind {
     MS_AGENT_DECIDED = 0, /* a decision was recorded (and published) */
-    MS_AGENT_RUN_DONE     /* a pipeline run ended (succeeded or escalated) */
+    MS_AGENT_RUN_DONE     /* a pipeline run ended (succeeded, escalated or cancelled) */
 } ms_agent_event_kind;
 
 /* What the on_event callback gets (borrowed for the call). */
@@ -116,7 +120,8 @@ typedef struct ms_agent_event {
     bool fresh;                  /* false: the event was decided before (a redelivery) */
     int64_t decision_id;
     int64_t run_id;              /* MS_AGENT_RUN_DONE; 0 otherwise */
-    const char *run_state;       /* "succeeded", "escalated" */
+    const char *run_state;       /* "succeeded", "escalated" (a step failed, or the tested
+                                    candidate awaits approval to deploy), "cancelled" */
     const char *event_subject;   /* the message's subject */
 } ms_agent_event;
 
@@ -137,6 +142,17 @@ typedef struct ms_agent_options {
     int consumer_ack_wait_ms;          /* the durable consumer's ack_wait (default 30000) */
     ms_agent_event_fn on_event;        /* optional, called on the worker or runner thread */
     void *closure;
+    /* The program implementing `version add` and `deploy` (the mstack
+     * binary): with it, a config with "actions.deploy" has the pipeline go
+     * on after test with the framework steps version and deploy. NULL: no
+     * framework steps, the pipeline ends after test (a configured deploy
+     * section is noted in the log once). Borrowed; copied by
+     * ms_agent_create. */
+    const char *deploy_program;
+    /* NATS_URL in the environment of the framework steps (the server the
+     * hosts to promote on run on); NULL: the inherited environment's. An
+     * actions.deploy.args "--nats URL" wins over it. Copied. */
+    const char *deploy_nats_url;
 } ms_agent_options;
 
 void ms_agent_options_init(ms_agent_options *o);
@@ -185,12 +201,17 @@ const char *ms_agent_component(const ms_agent *a);
 
 /* Resolve escalation id (registry.h) and, when approved, resume its work:
  * an escalated decision runs the whole pipeline, a failed run resumes at
- * the step that failed. Runs in the calling thread and returns when the
- * pipeline ended (*run_state, may be NULL, gets "succeeded", "escalated" or
- * "" when nothing was to run). o gives the bus (may be NULL: nothing is
- * published), the registry, the root and the component directory (NULL:
- * <root>/components/<component>). MS_ERR_NOT_FOUND, MS_ERR_STATE (already
- * resolved), the pipeline's errors. */
+ * the step that failed. An escalation of the deploy step (a candidate
+ * ready to deploy, or a deploy that failed) resumes at deploy with the
+ * version it names, and promotes even when autonomy.may_deploy is false:
+ * the approval is the permission. Runs in the calling thread and returns
+ * when the pipeline ended (*run_state, may be NULL, gets "succeeded",
+ * "escalated", "cancelled" or "" when nothing was to run). o gives the bus
+ * (may be NULL: nothing is published), the registry, the root, the
+ * component directory (NULL: <root>/components/<component>) and
+ * deploy_program / deploy_nats_url (needed to run the framework steps).
+ * MS_ERR_NOT_FOUND, MS_ERR_STATE (already resolved), the pipeline's
+ * errors. */
 ms_status ms_agent_resolve_escalation(const ms_agent_options *o, int64_t id, bool approve,
                                       const char *note, const char *by, char run_state[16]);
 

@@ -183,12 +183,22 @@ typedef struct ms_env_var {
     const char *value;
 } ms_env_var;
 
+/* The steps of the agent's pipeline, in order. change, build and test are
+ * the argv commands of agent-config.json ("actions"); version and deploy
+ * are framework steps (`mstack version add`, `mstack deploy`) whose argv
+ * the pipeline builds, run when the file has an "actions.deploy" object
+ * (ms_agent_config_deploy) and the agent knows the mstack program
+ * (ms_agent_options.deploy_program). */
 typedef enum ms_action_kind {
     MS_ACTION_CHANGE = 0,
     MS_ACTION_BUILD,
-    MS_ACTION_TEST
+    MS_ACTION_TEST,
+    MS_ACTION_VERSION,
+    MS_ACTION_DEPLOY
 } ms_action_kind;
-#define MS_ACTION_KIND_COUNT 3
+#define MS_ACTION_KIND_COUNT 5
+/* The kinds a config defines as commands: change, build, test. */
+#define MS_ACTION_COMMAND_COUNT 3
 
 typedef struct ms_agent_action {
     const char *const *argv; /* argc strings and a NULL; run without a shell */
@@ -197,6 +207,15 @@ typedef struct ms_agent_action {
     const ms_env_var *env; /* added to the environment; env_count of them */
     size_t env_count;
 } ms_agent_action;
+
+/* actions.deploy: how the framework steps version and deploy run. */
+typedef struct ms_agent_deploy {
+    const char *build_dir;   /* where <component>.so is built; relative: to the project root */
+    long long timeout_s;     /* limit of each of the two steps (default 900) */
+    const char *const *args; /* extra argv of `mstack deploy` (argc of them, then NULL); never
+                                --no-promote, --root/-C, --json or --help/-h */
+    size_t argc;
+} ms_agent_deploy;
 
 typedef struct ms_agent_config ms_agent_config;
 
@@ -218,8 +237,12 @@ size_t ms_agent_config_responsibility_count(const ms_agent_config *cfg);
 const char *ms_agent_config_responsibility_at(const ms_agent_config *cfg, size_t i);
 size_t ms_agent_config_constraint_count(const ms_agent_config *cfg);
 const char *ms_agent_config_constraint_at(const ms_agent_config *cfg, size_t i);
-/* The action of that kind, or NULL when the file does not define it. */
+/* The action of that kind, or NULL when the file does not define it
+ * (always NULL for MS_ACTION_VERSION and MS_ACTION_DEPLOY: framework steps). */
 const ms_agent_action *ms_agent_config_action(const ms_agent_config *cfg, ms_action_kind kind);
+/* actions.deploy, or NULL when the file has none (the pipeline then ends
+ * after test). */
+const ms_agent_deploy *ms_agent_config_deploy(const ms_agent_config *cfg);
 /* escalation.subject, or mainstack.escalation.<component> when absent. */
 const char *ms_agent_config_escalation_subject(const ms_agent_config *cfg);
 const json_t *ms_agent_config_json(const ms_agent_config *cfg);
@@ -227,7 +250,8 @@ const json_t *ms_agent_config_json(const ms_agent_config *cfg);
 const char *ms_autonomy_str(ms_autonomy a); /* "observe", "patch", "minor", "major" */
 const char *ms_verdict_str(ms_verdict v);   /* "ignore", "act", "escalate" */
 ms_status ms_verdict_parse(const char *name, ms_verdict *out); /* MS_ERR_PARSE */
-const char *ms_action_kind_str(ms_action_kind k);              /* "change", "build", "test" */
+/* "change", "build", "test", "version", "deploy" */
+const char *ms_action_kind_str(ms_action_kind k);
 
 /* --- a component directory ----------------------------------------------- */
 

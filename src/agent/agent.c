@@ -45,6 +45,7 @@ typedef struct item {
 struct ms_agent {
     ms_agent_options o; /* strings point at the copies below */
     char *component_dir, *root, *agent_id;
+    char *deploy_program, *deploy_nats_url; /* copies; NULL when not given */
     char **evaluator_argv;
     ms_context *ctx;
     ms_agent_config *cfg;
@@ -187,6 +188,17 @@ ms_status ms_agent_create(const ms_agent_options *o, ms_agent **out)
     }
     if (o->evaluator_argv != NULL && o->evaluator_argv[0] != NULL)
         a->evaluator_argv = copy_argv(o->evaluator_argv);
+    if (o->deploy_program != NULL && (a->deploy_program = ms__strdup(o->deploy_program)) == NULL) {
+        s = ms__err(MS_ERR_NO_MEMORY, "agent: allocating");
+        goto fail;
+    }
+    if (o->deploy_nats_url != NULL &&
+        (a->deploy_nats_url = ms__strdup(o->deploy_nats_url)) == NULL) {
+        s = ms__err(MS_ERR_NO_MEMORY, "agent: allocating");
+        goto fail;
+    }
+    a->o.deploy_program = a->deploy_program;
+    a->o.deploy_nats_url = a->deploy_nats_url;
     /* the queue starts small and grows to max_pending: hundreds of idle
      * agents in one host cost little */
     a->cap = a->o.max_pending < 64 ? a->o.max_pending : 64;
@@ -217,7 +229,14 @@ ms_status ms_agent_create(const ms_agent_options *o, ms_agent **out)
         .root = a->root,
         .component_dir = a->component_dir,
         .agent_id = a->agent_id,
+        .deploy_program = a->deploy_program,
+        .deploy_nats_url = a->deploy_nats_url,
     };
+    if (ms_agent_config_deploy(a->cfg) != NULL && a->deploy_program == NULL)
+        ms_log_kv(MS_LOG_INFO, "agent",
+                  "actions.deploy is configured but no deploy program was given: the pipeline "
+                  "ends after test",
+                  "component", ms_context_component(a->ctx), NULL);
     *out = a;
     return MS_OK;
 fail:
@@ -323,7 +342,7 @@ static ms_status carry_out(ms_agent *a, const ms_message *msg, const ms_decision
         pthread_mutex_lock(&a->mu);
         a->runs++;
         pthread_mutex_unlock(&a->mu);
-        s = ms__pipeline_start(&a->env, decision_id, input, MS_ACTION_CHANGE, on_run_done, a, NULL);
+        s = ms__pipeline_start(&a->env, decision_id, input, NULL, on_run_done, a, NULL);
         if (s == MS_OK) {
             count(a, ST_RUNS_STARTED);
         } else {
@@ -697,6 +716,8 @@ void ms_agent_destroy(ms_agent *a)
     ms__free(a->component_dir);
     ms__free(a->root);
     ms__free(a->agent_id);
+    ms__free(a->deploy_program);
+    ms__free(a->deploy_nats_url);
     pthread_cond_destroy(&a->cv_idle);
     pthread_cond_destroy(&a->cv_space);
     pthread_cond_destroy(&a->cv_items);

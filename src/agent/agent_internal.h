@@ -25,20 +25,31 @@ typedef struct ms__pipeline_env {
     const char *root;
     const char *component_dir;
     const char *agent_id;
+    const char *deploy_program;  /* NULL: no framework steps (version, deploy) */
+    const char *deploy_nats_url; /* NATS_URL of the framework steps; NULL: inherited */
 } ms__pipeline_env;
+
+/* Where a run starts: the first step, and for a run resumed at the deploy
+ * step the version it deploys and whether a person approved it (then
+ * deploy promotes whatever autonomy.may_deploy says). */
+typedef struct ms__pipeline_from {
+    ms_action_kind step;
+    const char *version; /* borrowed for the call (copied); NULL before the version step */
+    bool approved;
+} ms__pipeline_from;
 
 /* Called once when a run ended, on the runner's thread (or the starting
  * thread when it could not start a step). state: "succeeded", "escalated"
  * or "cancelled". */
 typedef void (*ms__pipeline_done_fn)(int64_t run_id, const char *state, void *closure);
 
-/* Begin a run for decision_id at step `from` (later steps follow), with
- * input (the evaluator-style JSON the commands get on stdin; a reference is
- * taken). MS_OK: done will be called exactly once. On failure nothing was
- * started and done is not called. */
+/* Begin a run for decision_id at from->step (NULL: change; later steps
+ * follow), with input (the evaluator-style JSON the commands get on stdin;
+ * a reference is taken). MS_OK: done will be called exactly once. On
+ * failure nothing was started and done is not called. */
 ms_status ms__pipeline_start(const ms__pipeline_env *env, int64_t decision_id, json_t *input,
-                             ms_action_kind from, ms__pipeline_done_fn done, void *closure,
-                             int64_t *run_id);
+                             const ms__pipeline_from *from, ms__pipeline_done_fn done,
+                             void *closure, int64_t *run_id);
 
 /* Open an escalation (registry) and publish it on the config's escalation
  * subject (when env->bus). detail is borrowed. */

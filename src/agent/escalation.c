@@ -2,7 +2,10 @@
  * escalation.c - escalations: opening them (recorded, then published on the
  * component's escalation subject) and resolving them (approve resumes the
  * work: an escalated decision runs the whole pipeline, a failed run resumes
- * at the step that failed, with the input it had).
+ * at the step that failed, with the input it had; an escalation of the
+ * deploy step - a candidate ready to deploy, or a deploy that failed -
+ * resumes at deploy with the version its detail names, and the approval is
+ * the permission to promote).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -98,6 +101,7 @@ static ms_status resume(const ms_agent_options *o, const json_t *esc, char run_s
     char *dir = NULL, cwd[4096];
     const char *root = o->root;
     ms__pipeline_env env;
+    ms__pipeline_from from = {.step = resume_step(detail)};
     waiter w = {.done = false};
     json_int_t decision_id = json_integer_value(json_object_get(esc, "decision_id"));
     ms_status s;
@@ -126,10 +130,23 @@ static ms_status resume(const ms_agent_options *o, const json_t *esc, char run_s
         .root = root,
         .component_dir = o->component_dir ? o->component_dir : dir,
         .agent_id = o->agent_id,
+        .deploy_program = o->deploy_program,
+        .deploy_nats_url = o->deploy_nats_url,
     };
+    if (from.step >= MS_ACTION_VERSION) {
+        /* a framework step resumes with the version the run had; at deploy
+         * the person's approval is the permission to promote */
+        from.version = json_string_value(json_object_get(detail, "version"));
+        from.approved = from.step == MS_ACTION_DEPLOY;
+    } else if (ms_agent_config_deploy(cfg) != NULL && o->deploy_program == NULL) {
+        ms_log_kv(MS_LOG_INFO, "agent",
+                  "actions.deploy is configured but no deploy program was given: the resumed "
+                  "pipeline ends after test",
+                  "component", component, NULL);
+    }
     pthread_mutex_init(&w.mu, NULL);
     pthread_cond_init(&w.cv, NULL);
-    s = ms__pipeline_start(&env, decision_id, input, resume_step(detail), on_resumed, &w, NULL);
+    s = ms__pipeline_start(&env, decision_id, input, &from, on_resumed, &w, NULL);
     if (s == MS_OK) {
         pthread_mutex_lock(&w.mu);
         while (!w.done)

@@ -23,6 +23,7 @@
 #define TEXT_MAX 8192
 #define REASON_MAX 1024
 #define RULE_NAME_MAX 64
+#define DEPLOY_TIMEOUT_DEFAULT_S 900
 
 struct ms_agent_config {
     atomic_int refs;
@@ -40,8 +41,10 @@ struct ms_agent_config {
     size_t responsibility_count;
     const char *const *constraints;
     size_t constraint_count;
-    ms_agent_action actions[MS_ACTION_KIND_COUNT];
-    bool has_action[MS_ACTION_KIND_COUNT];
+    ms_agent_action actions[MS_ACTION_COMMAND_COUNT];
+    bool has_action[MS_ACTION_COMMAND_COUNT];
+    ms_agent_deploy deploy;
+    bool has_deploy;
     const char *escalation;
     char default_escalation[MS_SUBJECT_MAX];
 };
@@ -49,7 +52,9 @@ struct ms_agent_config {
 static const char *const autonomy_names[] = {"observe", "patch", "minor", "major", NULL};
 static const char *const verdict_names[] = {"ignore", "act", "escalate", NULL};
 static const char *const bump_names[] = {"patch", "minor", "major", NULL};
-static const char *const action_names[] = {"change", "build", "test", NULL};
+static const char *const action_names[] = {"change", "build", "test", "version", "deploy", NULL};
+/* the members of "actions": the three commands and the deploy object */
+static const char *const actions_keys[] = {"change", "build", "test", "deploy", NULL};
 static const char *const type_names[] = {
     "change_notification", "interface_changed", "dependency_update", "request", "response", "event",
     "config_change",       "health_check",      "command",           NULL};
@@ -116,6 +121,7 @@ static const char *const rule_keys[] = {"name", "match", "decision", "reason", N
 static const char *const match_keys[] = {"type", "subject",  "interface", "dependency",
                                          "bump", "breaking", NULL};
 static const char *const action_keys[] = {"argv", "timeout_s", "env", NULL};
+static const char *const deploy_keys[] = {"build_dir", "timeout_s", "args", NULL};
 static const char *const escalation_keys[] = {"subject", NULL};
 
 static ms_status load_match(ms__ld *l, const json_t *m, ms_rule_match *out)
@@ -262,6 +268,57 @@ static ms_status load_action(ms__ld *l, const json_t *a, ms_agent_action *out)
     return s;
 }
 
+/* An argument of actions.deploy.args that the framework sets itself (or
+ * one that would make `mstack deploy` do nothing): the option's name, or
+ * NULL when the argument is allowed. */
+static const char *reserved_deploy_arg(const char *arg)
+{
+    static const char *const longs[] = {"--no-promote", "--root", "--json", "--help", NULL};
+    static const char *const shorts[] = {"-C", "-h", NULL};
+
+    for (int i = 0; longs[i] != NULL; i++) {
+        size_t n = strlen(longs[i]);
+        if (strncmp(arg, longs[i], n) == 0 && (arg[n] == '\0' || arg[n] == '='))
+            return longs[i];
+    }
+    for (int i = 0; shorts[i] != NULL; i++)
+        if (strcmp(arg, shorts[i]) == 0)
+            return shorts[i];
+    return NULL;
+}
+
+static ms_status load_deploy(ms__ld *l, const json_t *d, ms_agent_deploy *out)
+{
+    ms_status s = ms__ld_object(l, d, deploy_keys);
+
+    out->timeout_s = DEPLOY_TIMEOUT_DEFAULT_S;
+    if (s == MS_OK)
+        s = ms__ld_string(l, d, "build_dir", true, 4096, &out->build_dir);
+    if (s == MS_OK)
+        s = ms__ld_int(l, d, "timeout_s", false, 1, 86400, &out->timeout_s);
+    if (s == MS_OK)
+        s = ms__ld_strings(l, d, "args", false, TEXT_MAX, &out->args, &out->argc);
+    for (size_t i = 0; s == MS_OK && i < out->argc; i++) {
+        const char *opt = reserved_deploy_arg(out->args[i]);
+        if (opt != NULL) {
+            size_t mark = ms__ld_key(l, "args");
+            ms__ld_index(l, i);
+            if (strcmp(opt, "--help") == 0 || strcmp(opt, "-h") == 0)
+                s = ms__ld_err(l,
+                               "'%.64s' is not allowed: mstack deploy would print its help "
+                               "and deploy nothing",
+                               out->args[i]);
+            else
+                s = ms__ld_err(l,
+                               "'%.64s' is not allowed: the pipeline sets %s itself (--root and "
+                               "--json always, --no-promote when autonomy.may_deploy is false)",
+                               out->args[i], opt);
+            ms__ld_pop(l, mark);
+        }
+    }
+    return s;
+}
+
 static ms_status load_actions(ms__ld *l, ms_agent_config *c)
 {
     const json_t *actions = json_object_get(c->root, "actions");
@@ -271,8 +328,8 @@ static ms_status load_actions(ms__ld *l, ms_agent_config *c)
     if (actions == NULL)
         return MS_OK;
     mark = ms__ld_key(l, "actions");
-    s = ms__ld_object(l, actions, action_names);
-    for (int k = 0; s == MS_OK && k < MS_ACTION_KIND_COUNT; k++) {
+    s = ms__ld_object(l, actions, actions_keys);
+    for (int k = 0; s == MS_OK && k < MS_ACTION_COMMAND_COUNT; k++) {
         const json_t *a = json_object_get(actions, action_names[k]);
         size_t mk;
         if (a == NULL)
@@ -280,6 +337,13 @@ static ms_status load_actions(ms__ld *l, ms_agent_config *c)
         mk = ms__ld_key(l, action_names[k]);
         s = load_action(l, a, &c->actions[k]);
         c->has_action[k] = s == MS_OK;
+        if (s == MS_OK)
+            ms__ld_pop(l, mk);
+    }
+    if (s == MS_OK && json_object_get(actions, "deploy") != NULL) {
+        size_t mk = ms__ld_key(l, "deploy");
+        s = load_deploy(l, json_object_get(actions, "deploy"), &c->deploy);
+        c->has_deploy = s == MS_OK;
         if (s == MS_OK)
             ms__ld_pop(l, mk);
     }
@@ -490,9 +554,14 @@ const char *ms_agent_config_constraint_at(const ms_agent_config *cfg, size_t i)
 
 const ms_agent_action *ms_agent_config_action(const ms_agent_config *cfg, ms_action_kind kind)
 {
-    if (cfg == NULL || (unsigned)kind >= MS_ACTION_KIND_COUNT || !cfg->has_action[kind])
+    if (cfg == NULL || (unsigned)kind >= MS_ACTION_COMMAND_COUNT || !cfg->has_action[kind])
         return NULL;
     return &cfg->actions[kind];
+}
+
+const ms_agent_deploy *ms_agent_config_deploy(const ms_agent_config *cfg)
+{
+    return cfg != NULL && cfg->has_deploy ? &cfg->deploy : NULL;
 }
 
 const char *ms_agent_config_escalation_subject(const ms_agent_config *cfg)

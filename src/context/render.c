@@ -246,6 +246,7 @@ static void render_context(buf *b, const ms_context *ctx)
 static void render_actions(buf *b, const ms_context *ctx, const ms_agent_config *cfg)
 {
     const char *tests = ms_context_tests_command(ctx);
+    const ms_agent_deploy *deploy;
     bool any = false;
 
     put(b, "## Build and test\n\nFrom the repository root.\n\n");
@@ -269,6 +270,22 @@ static void render_actions(buf *b, const ms_context *ctx, const ms_agent_config 
             put_shell_word(b, a->argv[i]);
         }
         put(b, "\n  ```\n\n");
+    }
+    deploy = ms_agent_config_deploy(cfg);
+    if (deploy != NULL) {
+        putf(b, "Then the framework's steps (timeout %llds each): `mstack version add %s ",
+             deploy->timeout_s, ms_context_component(ctx));
+        put_shell_word(b, deploy->build_dir);
+        putf(b, "` records the build, and `mstack deploy %s VERSION", ms_context_component(ctx));
+        for (size_t i = 0; i < deploy->argc; i++) {
+            put(b, " ");
+            put_shell_word(b, deploy->args[i]);
+        }
+        putf(b, "` tests it against the active version%s.\n\n",
+             ms_agent_config_may_deploy(cfg)
+                 ? " and promotes it"
+                 : "; it is promoted only when a person approves the escalation");
+        any = true;
     }
     if (tests == NULL && !any)
         put(b, "No test command is recorded in the context.\n\n");

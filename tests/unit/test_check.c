@@ -752,6 +752,47 @@ static void render_agents_md(void **state)
     assert_int_equal(ms_context_render_dir("/nonexistent/c", &md), MS_ERR_IO);
 }
 
+/* actions.deploy: a valid section is clean and rendered; an argument the
+ * pipeline sets itself is an error at its pointer. */
+static void deploy_section_checked(void **state)
+{
+    static const char ok[] =
+        "{\"component\": \"beta\", \"autonomy\": {\"level\": \"minor\", \"may_deploy\": false},\n"
+        " \"actions\": {\"deploy\": {\"build_dir\": \"build/components\", \"timeout_s\": 120, "
+        "\"args\": [\"--watch\", \"2000\"]}}}\n";
+    static const char bad[] =
+        "{\"component\": \"beta\", \"autonomy\": {\"level\": \"minor\"},\n"
+        " \"actions\": {\"deploy\": {\"build_dir\": \"b\", \"args\": [\"--json\"]}}}\n";
+    char dir[256], *md = NULL;
+    ms_check_report *r;
+    bool at_pointer = false;
+
+    (void)state;
+    put_file("components/beta/context/agent-config.json", ok);
+    r = check();
+    assert_int_equal(ms_check_report_count(r), 0);
+    ms_check_report_destroy(r);
+    snprintf(dir, sizeof dir, "%s/components/beta", root);
+    ms_assert_ok(ms_context_render_dir(dir, &md));
+    if (strstr(md, "`mstack version add beta build/components` records the build, and `mstack "
+                   "deploy beta VERSION --watch 2000` tests it against the active version; it "
+                   "is promoted only when a person approves") == NULL ||
+        strstr(md, "timeout 120s each") == NULL)
+        fail_msg("AGENTS.md lacks the deploy steps:\n%s", md);
+    free(md);
+
+    put_file("components/beta/context/agent-config.json", bad);
+    r = check();
+    assert_true(ms_check_report_errors(r) >= 1);
+    for (size_t i = 0; i < ms_check_report_count(r); i++) {
+        const ms_check_finding *f = ms_check_report_at(r, i);
+        if (f->pointer != NULL && strcmp(f->pointer, "/actions/deploy/args/0") == 0)
+            at_pointer = true;
+    }
+    assert_true(at_pointer);
+    ms_check_report_destroy(r);
+}
+
 static void real_stack_is_clean(void **state)
 {
     const char *paths[1] = {MS_SOURCE_DIR};
@@ -830,6 +871,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(paths_and_discovery, setup, teardown),
         cmocka_unit_test_setup_teardown(json_report, setup, teardown),
         cmocka_unit_test_setup_teardown(render_agents_md, setup, teardown),
+        cmocka_unit_test_setup_teardown(deploy_section_checked, setup, teardown),
         cmocka_unit_test(real_stack_is_clean),
         cmocka_unit_test_setup_teardown(allocation_failures, setup, teardown),
     };

@@ -320,7 +320,35 @@ static void config_typing_errors_name_the_pointer(void **state)
         {"{" MIN_CONFIG ", \"actions\": {\"test\": {\"argv\": [\"x\"], \"timeout_s\": 5, "
          "\"env\": {\"A\": 1}}}}",
          "/actions/test/env/A: must be a string"},
-        {"{" MIN_CONFIG ", \"actions\": {\"deploy\": {}}}", "/actions/deploy: unknown field"},
+        /* actions.deploy: the framework steps */
+        {"{" MIN_CONFIG ", \"actions\": {\"version\": {}}}", "/actions/version: unknown field"},
+        {"{" MIN_CONFIG ", \"actions\": {\"deploy\": {}}}",
+         "/actions/deploy/build_dir: required field is missing"},
+        {"{" MIN_CONFIG ", \"actions\": {\"deploy\": {\"build_dir\": 3}}}",
+         "/actions/deploy/build_dir: must be a string"},
+        {"{" MIN_CONFIG ", \"actions\": {\"deploy\": {\"build_dir\": \"\"}}}",
+         "/actions/deploy/build_dir: must not be empty"},
+        {"{" MIN_CONFIG ", \"actions\": {\"deploy\": {\"build_dir\": \"b\", \"timeout_s\": 0}}}",
+         "/actions/deploy/timeout_s: 0 is outside 1..86400"},
+        {"{" MIN_CONFIG ", \"actions\": {\"deploy\": {\"build_dir\": \"b\", \"argv\": [\"x\"]}}}",
+         "/actions/deploy/argv: unknown field"},
+        {"{" MIN_CONFIG
+         ", \"actions\": {\"deploy\": {\"build_dir\": \"b\", \"args\": \"--watch\"}}}",
+         "/actions/deploy/args: must be an array"},
+        {"{" MIN_CONFIG ", \"actions\": {\"deploy\": {\"build_dir\": \"b\", "
+         "\"args\": [\"--watch\", \"0\", \"--no-promote\"]}}}",
+         "/actions/deploy/args/2: '--no-promote' is not allowed: the pipeline sets --no-promote "
+         "itself"},
+        {"{" MIN_CONFIG ", \"actions\": {\"deploy\": {\"build_dir\": \"b\", "
+         "\"args\": [\"--root=/elsewhere\"]}}}",
+         "/actions/deploy/args/0: '--root=/elsewhere' is not allowed: the pipeline sets --root"},
+        {"{" MIN_CONFIG ", \"actions\": {\"deploy\": {\"build_dir\": \"b\", \"args\": [\"-C\"]}}}",
+         "/actions/deploy/args/0: '-C' is not allowed: the pipeline sets -C"},
+        {"{" MIN_CONFIG
+         ", \"actions\": {\"deploy\": {\"build_dir\": \"b\", \"args\": [\"--json\"]}}}",
+         "/actions/deploy/args/0: '--json' is not allowed"},
+        {"{" MIN_CONFIG ", \"actions\": {\"deploy\": {\"build_dir\": \"b\", \"args\": [\"-h\"]}}}",
+         "/actions/deploy/args/0: '-h' is not allowed: mstack deploy would print its help"},
         {"{" MIN_CONFIG ", \"escalation\": {\"subject\": \"a.*\"}}",
          "/escalation/subject: not a valid subject"},
     };
@@ -343,8 +371,54 @@ static void config_typing_errors_name_the_pointer(void **state)
     json_decref(j);
     assert_string_equal(ms_agent_config_escalation_subject(cfg), "mainstack.escalation.a");
     assert_null(ms_agent_config_action(cfg, MS_ACTION_CHANGE));
+    assert_null(ms_agent_config_deploy(cfg));
     assert_int_equal(ms_agent_config_rule_count(cfg), 0);
     assert_string_equal(ms_agent_config_source(cfg), "agent-config.json");
+    ms_agent_config_unref(cfg);
+}
+
+/* actions.deploy read back: build_dir, the default and a given timeout,
+ * args in order (options the framework does not set are allowed); the
+ * framework steps are never command actions. */
+static void config_deploy_section(void **state)
+{
+    const char *with_args = "{" MIN_CONFIG ", \"actions\": {\"test\": {\"argv\": [\"t\"], "
+                            "\"timeout_s\": 5}, \"deploy\": {\"build_dir\": \"build/components\", "
+                            "\"timeout_s\": 300, \"args\": [\"--watch\", \"2000\", "
+                            "\"--nats=nats://127.0.0.1:1\", \"--rootless\"]}}}";
+    const char *plain = "{" MIN_CONFIG ", \"actions\": {\"deploy\": {\"build_dir\": \"/abs\"}}}";
+    const ms_agent_deploy *d;
+    ms_agent_config *cfg = NULL;
+    json_t *j;
+
+    (void)state;
+    ms_assert_ok(ms_json_parse(with_args, strlen(with_args), "t", &j));
+    ms_assert_ok(ms_agent_config_from_json(j, NULL, &cfg));
+    json_decref(j);
+    d = ms_agent_config_deploy(cfg);
+    assert_non_null(d);
+    assert_string_equal(d->build_dir, "build/components");
+    assert_int_equal(d->timeout_s, 300);
+    assert_int_equal(d->argc, 4);
+    assert_string_equal(d->args[0], "--watch");
+    assert_string_equal(d->args[1], "2000");
+    assert_string_equal(d->args[3], "--rootless");
+    assert_null(d->args[4]);
+    assert_non_null(ms_agent_config_action(cfg, MS_ACTION_TEST));
+    assert_null(ms_agent_config_action(cfg, MS_ACTION_VERSION));
+    assert_null(ms_agent_config_action(cfg, MS_ACTION_DEPLOY));
+    assert_string_equal(ms_action_kind_str(MS_ACTION_VERSION), "version");
+    assert_string_equal(ms_action_kind_str(MS_ACTION_DEPLOY), "deploy");
+    ms_agent_config_unref(cfg);
+
+    ms_assert_ok(ms_json_parse(plain, strlen(plain), "t", &j));
+    ms_assert_ok(ms_agent_config_from_json(j, NULL, &cfg));
+    json_decref(j);
+    d = ms_agent_config_deploy(cfg);
+    assert_non_null(d);
+    assert_string_equal(d->build_dir, "/abs");
+    assert_int_equal(d->timeout_s, 900);
+    assert_int_equal(d->argc, 0);
     ms_agent_config_unref(cfg);
 }
 
@@ -594,6 +668,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(syntax_errors_have_line_and_column),
         cmocka_unit_test(context_typing_errors_name_the_pointer),
         cmocka_unit_test(config_typing_errors_name_the_pointer),
+        cmocka_unit_test(config_deploy_section),
         cmocka_unit_test(dir_components_must_agree),
         cmocka_unit_test(semver_parse_and_errors),
         cmocka_unit_test(semver_precedence),
