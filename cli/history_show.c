@@ -123,6 +123,42 @@ static void show_hosts(const json_t *d)
                err);
 }
 
+/* An intent (recorded before the step acted): what it was about to do. */
+static bool show_intent(const char *outcome, const json_t *d)
+{
+    if (strcmp(outcome, "preparing") == 0) {
+        const char *from = json_string_value(json_object_get(d, "from"));
+        printf("    about to prepare %s -> %s on every host (promotion %s)\n",
+               from ? from : "(none)", json_string_value(json_object_get(d, "to")),
+               json_string_value(json_object_get(d, "promote_id")));
+        return true;
+    }
+    if (strcmp(outcome, "switching") == 0) {
+        const json_t *h;
+        size_t i;
+
+        printf("    prepared, about to switch:");
+        json_array_foreach(json_object_get(d, "hosts"), i, h)
+        {
+            printf("%s %s (%lld instance%s)", i ? "," : "",
+                   json_string_value(json_object_get(h, "name")),
+                   (long long)json_integer_value(json_object_get(h, "instances")),
+                   json_integer_value(json_object_get(h, "instances")) == 1 ? "" : "s");
+        }
+        printf("\n");
+        return true;
+    }
+    if (strcmp(outcome, "watching") == 0) {
+        printf("    window %lld ms: error rate at most the previous + %lld points over at least "
+               "%lld requests, every instance healthy\n",
+               (long long)json_integer_value(json_object_get(d, "window_ms")),
+               (long long)json_integer_value(json_object_get(d, "max_error_rate_increase")),
+               (long long)json_integer_value(json_object_get(d, "min_requests")));
+        return true;
+    }
+    return false;
+}
+
 static void show_other(const json_t *d)
 {
     static const char *const texts[] = {"detail", "error", "reason"};
@@ -172,11 +208,13 @@ int cli_history_show(ms_registry *reg, const char *component, int64_t id, bool j
     json_array_foreach(steps, i, st)
     {
         const char *name = json_string_value(json_object_get(st, "step"));
+        const char *outcome = json_string_value(json_object_get(st, "outcome"));
         const json_t *d = json_object_get(st, "detail");
 
-        printf("  %s: %s (%s)\n", name, json_string_value(json_object_get(st, "outcome")),
-               json_string_value(json_object_get(st, "time")));
-        if (d == NULL)
+        if (name == NULL || outcome == NULL)
+            continue;
+        printf("  %s: %s (%s)\n", name, outcome, json_string_value(json_object_get(st, "time")));
+        if (d == NULL || show_intent(outcome, d))
             continue;
         if (strcmp(name, "test") == 0)
             show_comparison(d);
