@@ -200,8 +200,7 @@ int cli_history_show(ms_registry *reg, const char *component, int64_t id, bool j
     printf("deployment %lld of %s: %s -> %s, %s\n", (long long)id, component,
            from ? from : "(none active)", json_string_value(json_object_get(dep, "to_version")),
            json_string_value(json_object_get(dep, "state")));
-    printf("  by %s, begun %s, last step %s\n",
-           json_string_value(json_object_get(detail, "who")),
+    printf("  by %s, begun %s, last step %s\n", json_string_value(json_object_get(detail, "who")),
            json_string_value(json_object_get(dep, "time")),
            json_string_value(json_object_get(dep, "updated_time")));
     steps = json_object_get(detail, "steps");

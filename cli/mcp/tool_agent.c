@@ -434,6 +434,48 @@ static void report(mcp_request *rq, ms_registry *reg, const resolving *r, const 
     }
 }
 
+/* Approving an escalation left at the pipeline's deploy step deploys its
+ * version whatever the agent-config says (the approval is the permission),
+ * so over MCP - whose client may be a model - it takes the same gate as the
+ * deploy tool: allowed when may_deploy is true, else refused, naming the
+ * command a person runs. 1: allowed; 0: refused (out says why). */
+static int approval_gate(mcp_request *rq, const char *component, const json_t *esc,
+                         mcp_tool_out *out)
+{
+    const json_t *detail = json_object_get(esc, "detail");
+    const char *step = json_string_value(json_object_get(detail, "step"));
+    const char *version = json_string_value(json_object_get(detail, "version"));
+    char dir[PATH_MAX], msg[768];
+    ms_context *ctx = NULL;
+    ms_agent_config *cfg = NULL;
+    int ok = 0;
+
+    if (step == NULL || strcmp(step, "deploy") != 0)
+        return 1; /* resumed earlier steps end at deploy under may_deploy */
+    if (mcp_component_dir(rq->srv, component, dir, sizeof dir, msg, sizeof msg) != 0) {
+        mcp_tool_fail(out, "%s (approving it deploys: that needs the agent-config's may_deploy)",
+                      msg);
+        return 0;
+    }
+    if (ms_context_load_dir(dir, &ctx, &cfg) != MS_OK) {
+        mcp_tool_fail(out, "the context of %s does not load: %s (nothing changed)", component,
+                      ms_last_error());
+        return 0;
+    }
+    ok = ms_agent_config_may_deploy(cfg);
+    if (!ok)
+        mcp_tool_fail(out,
+                      "approving escalation %lld deploys %s %s, and its agent-config does not "
+                      "allow deploying (autonomy.may_deploy is false): a person approves it with "
+                      "`mstack escalations resolve %lld --approve` (nothing changed)",
+                      (long long)json_integer_value(json_object_get(esc, "id")), component,
+                      version ? version : "(the tested candidate)",
+                      (long long)json_integer_value(json_object_get(esc, "id")));
+    ms_context_unref(ctx);
+    ms_agent_config_unref(cfg);
+    return ok;
+}
+
 static int resolve_escalation(mcp_request *rq, const json_t *args, mcp_tool_out *out,
                               mcp_error *err)
 {
@@ -465,13 +507,21 @@ static int resolve_escalation(mcp_request *rq, const json_t *args, mcp_tool_out 
              json_string_value(json_object_get(esc, "component")) != NULL
                  ? json_string_value(json_object_get(esc, "component"))
                  : "");
-    json_decref(esc);
-    esc = NULL;
-    if (srv->component != NULL && strcmp(component, srv->component) != 0)
+    if (srv->component != NULL && strcmp(component, srv->component) != 0) {
+        json_decref(esc);
         return mcp_tool_fail(out,
                              "escalation %lld belongs to another component: this server "
                              "only serves %s",
                              (long long)id, srv->component);
+    }
+    if (approve && json_string_value(json_object_get(esc, "state")) != NULL &&
+        strcmp(json_string_value(json_object_get(esc, "state")), "open") == 0 &&
+        approval_gate(rq, component, esc, out) != 1) {
+        json_decref(esc);
+        return 0;
+    }
+    json_decref(esc);
+    esc = NULL;
     r = calloc(1, sizeof *r);
     if (r == NULL || pthread_mutex_init(&r->mu, NULL) != 0) {
         free(r);

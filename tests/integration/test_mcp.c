@@ -1756,6 +1756,53 @@ static void resolve_escalation_resumes_the_work(void **state)
     ms_registry_close(reg);
 }
 
+/* An escalation left at the pipeline's deploy step ("ready to deploy"):
+ * approving it deploys, so over MCP it takes the may_deploy gate. alpha's
+ * agent-config leaves may_deploy false: refused, naming the command a
+ * person runs, the escalation still open. Rejecting is not gated. */
+static void resolve_escalation_deploy_step_gated(void **state)
+{
+    fixture *fx = *state;
+    ms_registry *reg = open_registry(fx);
+    ms_registry_decision d = {
+        .component = "alpha", .decision = "act", .rule = "r", .reason = "ship it"};
+    int64_t did = 0, eid = 0;
+    json_t *detail = json_pack("{s:I, s:s, s:s, s:{s:{s:s, s:s}}}", "run_id", (json_int_t)1, "step",
+                               "deploy", "version", "1.2.0", "input", "message", "subject",
+                               "events.alpha.tick", "type", "event");
+    json_t *m, *esc = NULL;
+    char args[128];
+
+    ms_assert_ok(ms_registry_record_decision(reg, &d, &did, NULL));
+    ms_assert_ok(ms_registry_escalate(reg, "alpha", did,
+                                      "alpha 1.2.0 passed test-both: ready to "
+                                      "deploy; approve to deploy it",
+                                      detail, &eid));
+    json_decref(detail);
+    start(fx);
+    initialize_as(fx, "2025-11-25");
+    snprintf(args, sizeof args, "{\"id\":%lld,\"decision\":\"approve\"}", (long long)eid);
+    m = tool_call(fx, 2, "resolve_escalation", args);
+    assert_true(is_error_result(m));
+    assert_non_null(strstr(result_text(m), "deploys alpha 1.2.0"));
+    assert_non_null(strstr(result_text(m), "may_deploy is false"));
+    assert_non_null(strstr(result_text(m), "mstack escalations resolve"));
+    json_decref(m);
+    ms_assert_ok(ms_registry_escalation_get(reg, eid, &esc));
+    assert_string_equal(json_string_value(json_object_get(esc, "state")), "open");
+    json_decref(esc);
+    /* rejecting is not gated */
+    snprintf(args, sizeof args, "{\"id\":%lld,\"decision\":\"reject\"}", (long long)eid);
+    m = tool_call(fx, 3, "resolve_escalation", args);
+    assert_false(is_error_result(m));
+    json_decref(m);
+    ms_assert_ok(ms_registry_escalation_get(reg, eid, &esc));
+    assert_string_equal(json_string_value(json_object_get(esc, "state")), "rejected");
+    json_decref(esc);
+    expect_clean_exit(fx);
+    ms_registry_close(reg);
+}
+
 static void resolve_escalation_cancelled(void **state)
 {
     fixture *fx = *state;
@@ -2108,6 +2155,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(check_context_findings, setup, teardown),
         cmocka_unit_test_setup_teardown(evaluate_message_is_a_dry_run, setup, teardown),
         cmocka_unit_test_setup_teardown(resolve_escalation_resumes_the_work, setup, teardown),
+        cmocka_unit_test_setup_teardown(resolve_escalation_deploy_step_gated, setup, teardown),
         cmocka_unit_test_setup_teardown(resolve_escalation_cancelled, setup, teardown),
         cmocka_unit_test_setup_teardown(deploy_not_allowed_escalates, setup, teardown),
         cmocka_unit_test_setup_teardown(deploy_allowed_runs_the_steps, setup, teardown),
