@@ -662,6 +662,28 @@ static void deploy_promotes_then_rollback_and_history(void **state)
                         "rolled-back");
     assert_string_equal(json_string_value(json_object_get(json_array_get(list, 1), "state")),
                         "promoted");
+    {
+        long long promoted = json_integer_value(json_object_get(json_array_get(list, 1), "id"));
+        long long rolled = json_integer_value(json_object_get(json_array_get(list, 0), "id"));
+
+        /* one deployment in full, from the stored record */
+        assert_int_equal(mstack(f, "history swapver %lld", promoted), 0);
+        has(f->out, "of swapver: 1.1.0 -> 1.2.0, promoted");
+        has(f->out, "TEST");
+        has(f->out, "CANDIDATE");
+        has(f->out, "promote: promoted");
+        has(f->out, "switched");
+        assert_int_equal(mstack(f, "history swapver %lld", rolled), 0);
+        has(f->out, "1.2.0 -> 1.1.0, rolled-back");
+        has(f->out, "rollback: rolled-back");
+        assert_int_equal(mstack(f, "history swapver %lld --json", promoted), 0);
+        has(f->out, "\"to_version\": \"1.2.0\"");
+        assert_int_equal(mstack(f, "history swapver 99999"), 1);
+        assert_int_equal(mstack(f, "history swapver first"), 2);
+        has(f->err, "ID must be a deployment number");
+        assert_int_equal(mstack(f, "history other %lld", promoted), 1);
+        has(f->err, "is of swapver, not of other");
+    }
     json_decref(list);
     assert_int_equal(mstack(f, "history swapver --limit 1 --json"), 0);
     list = json_loads(f->out, 0, &jerr);
