@@ -100,6 +100,12 @@ const ms_test_result *ms_test_report_at(const ms_test_report *r, size_t i);
  * MS_COMPONENT_REENTRANT.
  */
 #define MS_COMPONENT_INLINE 0x2u
+/*
+ * The ops carry a migrate function (below). The flag says the member is
+ * there: a plugin built before it existed has a shorter ops struct, so the
+ * runtime reads migrate only when this flag is set (and the ABI stays 1).
+ */
+#define MS_COMPONENT_MIGRATE 0x4u
 
 /* Flags of a topic. */
 #define MS_TOPIC_FANOUT 0x1u /* every instance gets each message (no queue group) */
@@ -186,6 +192,19 @@ typedef struct ms_component_ops {
     /* Optional capabilities; NULL when absent. */
     ms_health (*health_check)(void *self);                       /* HealthCheckable */
     ms_status (*run_tests)(void *self, ms_test_report *report);  /* Testable */
+
+    /* Optional, read only with MS_COMPONENT_MIGRATE in flags. When a
+     * version swap (ms_runtime_swap, a deployment's promotion or rollback)
+     * starts this version beside the one serving, each candidate instance
+     * gets migrate after its initialize and before any message, with the
+     * version it replaces (previous_version: "1.0.0"; for a rollback the
+     * newer one) and the same ctx (its data directory is the one the
+     * previous version used): the place to carry state over, convert a
+     * file, or refuse a previous version it cannot take over from. A
+     * non-MS_OK status fails the swap on this host like a failed
+     * initialize: the candidate is removed and the previous version keeps
+     * serving. Runs alone, like initialize. */
+    ms_status (*migrate)(void *self, ms_component_ctx *ctx, const char *previous_version);
 } ms_component_ops;
 
 typedef const ms_component_ops *(*ms_component_entry)(void);

@@ -60,8 +60,8 @@ static ms_status check_name(const char *where, const char *name)
                            where, name, c, i);
     }
     if (name[0] == '-' || name[n - 1] == '-')
-        return ms__err(MS_ERR_SCHEMA, "%s: metadata.name '%s' may not begin or end with '-'",
-                       where, name);
+        return ms__err(MS_ERR_SCHEMA, "%s: metadata.name '%s' may not begin or end with '-'", where,
+                       name);
     return MS_OK;
 }
 
@@ -77,8 +77,10 @@ static ms_status check_topics(const char *where, const ms_component_ops *ops)
             return ms__err(MS_ERR_SCHEMA, "%s: topics[%zu] '%s': unknown flags 0x%x", where, i,
                            t->subject, (unsigned)t->flags);
         if (i >= 1024)
-            return ms__err(MS_ERR_SCHEMA, "%s: more than 1024 topics (is the list terminated "
-                           "by {NULL, 0}?)", where);
+            return ms__err(MS_ERR_SCHEMA,
+                           "%s: more than 1024 topics (is the list terminated "
+                           "by {NULL, 0}?)",
+                           where);
     }
     return MS_OK;
 }
@@ -118,7 +120,7 @@ ms_status ms_component_validate(const ms_component_ops *ops, const char *where)
     if (strlen(md->description) > DESCRIPTION_MAX)
         return ms__err(MS_ERR_SCHEMA, "%s: metadata.description is over %d bytes", where,
                        DESCRIPTION_MAX);
-    if ((ops->flags & ~(MS_COMPONENT_REENTRANT | MS_COMPONENT_INLINE)) != 0)
+    if ((ops->flags & ~(MS_COMPONENT_REENTRANT | MS_COMPONENT_INLINE | MS_COMPONENT_MIGRATE)) != 0)
         return ms__err(MS_ERR_SCHEMA, "%s: unknown flags 0x%x", where, (unsigned)ops->flags);
     if ((ops->flags & MS_COMPONENT_REENTRANT) != 0 && (ops->flags & MS_COMPONENT_INLINE) != 0)
         return ms__err(MS_ERR_SCHEMA,
@@ -135,6 +137,9 @@ ms_status ms_component_validate(const ms_component_ops *ops, const char *where)
         missing = "handle_message";
     if (missing != NULL)
         return ms__err(MS_ERR_SCHEMA, "%s: required function %s is NULL", where, missing);
+    if ((ops->flags & MS_COMPONENT_MIGRATE) != 0 && ops->migrate == NULL)
+        return ms__err(MS_ERR_SCHEMA, "%s: flag MS_COMPONENT_MIGRATE is set but migrate is NULL",
+                       where);
     return check_topics(where, ops);
 }
 
@@ -165,8 +170,7 @@ void ms_test_report_destroy(ms_test_report *r)
     ms__free(r);
 }
 
-ms_status ms_test_report_add(ms_test_report *r, const char *name, bool passed, const char *fmt,
-                             ...)
+ms_status ms_test_report_add(ms_test_report *r, const char *name, bool passed, const char *fmt, ...)
 {
     ms_test_result *t;
     if (r == NULL || name == NULL || name[0] == '\0')

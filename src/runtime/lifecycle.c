@@ -133,6 +133,21 @@ static void start_instance(ms_instance *inst)
         inst->self = NULL;
         goto failed;
     }
+    if (inst->candidate && inst->migrate_from[0] != '\0' &&
+        (ops->flags & MS_COMPONENT_MIGRATE) != 0) {
+        /* before the candidate takes any message: carry state over */
+        ms_clear_error();
+        s = ops->migrate(self, &inst->ctx, inst->migrate_from);
+        if (s != MS_OK) {
+            snprintf(reason, sizeof reason, "migrate from %s failed (%s)%s%s", inst->migrate_from,
+                     ms_status_name(s), ms_last_error()[0] ? ": " : "", ms_last_error());
+            if (ops->shutdown != NULL)
+                ops->shutdown(self);
+            ops->destroy(self);
+            inst->self = NULL;
+            goto failed;
+        }
+    }
     inst->initialized = true;
     s = ms__instance_subscribe(inst);
     if (s != MS_OK) {

@@ -101,6 +101,8 @@ struct ms_instance {
      * marked failed without a restart; start_status says why. */
     bool candidate;
     ms_status start_status;
+    /* A candidate's migrate argument: the version it replaces ("" none). */
+    char migrate_from[64];
     atomic_bool stop_requested; /* ms_ctx_stop */
     /* health check bookkeeping */
     uint64_t check_seq;     /* seq of the last check posted */

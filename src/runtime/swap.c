@@ -116,6 +116,7 @@ static ms_status start_candidate(ms_runtime *rt, const ms_component_ops *ops, ms
     if ((s = ms__instance_new(rt, ops, &io, &inst)) != MS_OK)
         goto cleanup;
     inst->candidate = true;
+    snprintf(inst->migrate_from, sizeof inst->migrate_from, "%s", like->ops->metadata.version);
     if ((s = ms__instance_link_and_start(rt, inst)) != MS_OK) {
         ms__instance_free(inst);
         goto cleanup;

@@ -352,6 +352,45 @@ static void candidate_initialize_fails_active_keeps_serving(void **state)
     assert_serving(f, "2.0.0");
 }
 
+/* The migrate hook: each candidate instance gets the version it replaces
+ * before its first message (promotion and rollback alike); one that refuses
+ * fails the swap like a failed initialize, the active version serving on. */
+static void candidate_migrate_hook(void **state)
+{
+    fixture *f = *state;
+    ms_runtime_options o;
+    ms_swap_report rep;
+    ms_message *r;
+
+    test_opts(f, &o);
+    start_rt(f, &o);
+    ms_assert_ok(ms_runtime_load(f->rt, PLUGIN_DIR "/swapver_a.so", NULL, NULL));
+    ms_assert_ok(
+        ms_runtime_swap(f->rt, "swapver", PLUGIN_DIR "/swapver_migrate.so", NULL, 1000, &rep));
+    r = request_str(f, "component.swapver.echo", "x");
+    assert_payload(r, "2.1.0(from 1.0.0):x");
+    ms_message_unref(r);
+    /* refused: named with the version, the active one keeps serving */
+    ms_assert_status(
+        ms_runtime_swap(f->rt, "swapver", PLUGIN_DIR "/swapver_migratefail.so", NULL, 1000, &rep),
+        MS_ERR_UNSUPPORTED);
+    assert_contains(ms_last_error(), "migrate from 2.1.0 failed (unsupported)");
+    assert_contains(ms_last_error(), "cannot take over from 2.1.0");
+    assert_contains(ms_last_error(), "the active version 2.1.0 keeps serving");
+    r = request_str(f, "component.swapver.echo", "y");
+    assert_payload(r, "2.1.0(from 1.0.0):y");
+    ms_message_unref(r);
+    /* a version without the hook swaps in as before (no flag: never read) */
+    ms_assert_ok(ms_runtime_swap(f->rt, "swapver", PLUGIN_DIR "/swapver_b.so", NULL, 1000, &rep));
+    assert_serving(f, "2.0.0");
+    /* and back: the hook is called with the newer version */
+    ms_assert_ok(
+        ms_runtime_swap(f->rt, "swapver", PLUGIN_DIR "/swapver_migrate.so", NULL, 1000, &rep));
+    r = request_str(f, "component.swapver.echo", "z");
+    assert_payload(r, "2.1.0(from 2.0.0):z");
+    ms_message_unref(r);
+}
+
 static void bad_candidates_change_nothing(void **state)
 {
     fixture *f = *state;
@@ -453,6 +492,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(candidate_initialize_fails_active_keeps_serving, setup_nats,
                                         teardown),
         cmocka_unit_test_setup_teardown(bad_candidates_change_nothing, setup_inproc, teardown),
+        cmocka_unit_test_setup_teardown(candidate_migrate_hook, setup_inproc, teardown),
         cmocka_unit_test_setup_teardown(linked_in_candidate, setup_inproc, teardown),
     };
     if (argc > 1)

@@ -16,7 +16,10 @@
  * SWAPVER_INITHANG makes initialize never return (a host that hangs before
  * its tests can even start). SWAPVER_FAILREQ passes its tests but answers
  * every live request with an error (a version that breaks in production:
- * for the watch window after a promotion).
+ * for the watch window after a promotion). SWAPVER_MIGRATE gives it a
+ * migrate hook that remembers the version it took over from and names it in
+ * each reply ("<version>(from <previous>):<payload>"); SWAPVER_MIGRATEFAIL
+ * makes that hook refuse.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -33,6 +36,7 @@
 typedef struct swapver {
     ms_component_ctx *ctx;
     bool in_tests; /* SWAPVER_FAILREQ: run_tests is calling the handler */
+    char from[64]; /* SWAPVER_MIGRATE: the version migrate was called with */
 } swapver;
 
 static void *swapver_create(void)
@@ -75,8 +79,14 @@ static ms_status swapver_handle(void *self, const ms_message *in, ms_message **r
         return ms_ctx_error(sv->ctx, MS_ERR_INVALID_ARG,
                             "swapver " SWAPVER_VERSION ": refuses every request");
 #endif
+#ifdef SWAPVER_MIGRATE
+    n = snprintf(buf, sizeof buf, "%s(from %s):%.*s", SWAPVER_VERSION,
+                 sv->from[0] ? sv->from : "none", (int)ms_message_len(in),
+                 (const char *)ms_message_data(in));
+#else
     n = snprintf(buf, sizeof buf, "%s:%.*s", SWAPVER_VERSION, (int)ms_message_len(in),
                  (const char *)ms_message_data(in));
+#endif
     if (n < 0 || (size_t)n >= sizeof buf)
         return ms_ctx_error(sv->ctx, MS_ERR_TOO_LARGE, "payload too long");
     return ms_message_create(ms_message_reply(in), buf, (size_t)n, reply);
@@ -122,6 +132,20 @@ static ms_status swapver_run_tests(void *self, ms_test_report *report)
 }
 #endif
 
+#ifdef SWAPVER_MIGRATE
+static ms_status swapver_migrate(void *self, ms_component_ctx *ctx, const char *previous)
+{
+    swapver *sv = self;
+#ifdef SWAPVER_MIGRATEFAIL
+    return ms_ctx_error(ctx, MS_ERR_UNSUPPORTED,
+                        "swapver " SWAPVER_VERSION ": cannot take over from %s", previous);
+#endif
+    (void)ctx;
+    snprintf(sv->from, sizeof sv->from, "%s", previous);
+    return MS_OK;
+}
+#endif
+
 static const ms_topic swapver_topics[] = {
     {"component.swapver.echo", 0},
     {"component.swapver.event", 0},
@@ -141,6 +165,10 @@ static const ms_component_ops swapver_ops = {
     .handle_message = swapver_handle,
 #ifdef SWAPVER_TESTS
     .run_tests = swapver_run_tests,
+#endif
+#ifdef SWAPVER_MIGRATE
+    .flags = MS_COMPONENT_MIGRATE,
+    .migrate = swapver_migrate,
 #endif
 };
 

@@ -87,6 +87,10 @@ static void validate_flags(void **state)
     ops.flags = 0x100;
     ms_assert_status(ms_component_validate(&ops, "t.so"), MS_ERR_SCHEMA);
     assert_error_has("unknown flags 0x100");
+    /* the migrate flag promises the member */
+    ops.flags = MS_COMPONENT_MIGRATE;
+    ms_assert_status(ms_component_validate(&ops, "t.so"), MS_ERR_SCHEMA);
+    assert_error_has("t.so: flag MS_COMPONENT_MIGRATE is set but migrate is NULL");
 }
 
 static void validate_null(void **state)
