@@ -41,6 +41,13 @@
 /* The newest protocol revision and the session-based ones, newest first. */
 #define MCP_VERSION_STATELESS "2026-07-28"
 #define MCP_VERSION_LATEST_SESSION "2025-11-25"
+/* The reserved _meta keys of 2026-07-28. */
+#define MCP_META_PROTOCOL_VERSION "io.modelcontextprotocol/protocolVersion"
+#define MCP_META_CLIENT_INFO "io.modelcontextprotocol/clientInfo"
+#define MCP_META_CLIENT_CAPABILITIES "io.modelcontextprotocol/clientCapabilities"
+#define MCP_META_LOG_LEVEL "io.modelcontextprotocol/logLevel"
+#define MCP_META_SERVER_INFO "io.modelcontextprotocol/serverInfo"
+#define MCP_META_SUBSCRIPTION_ID "io.modelcontextprotocol/subscriptionId"
 
 /* JSON-RPC and MCP error codes. */
 enum {
@@ -181,6 +188,11 @@ json_t *mcp_capabilities(void);
 /* Add the 2026-07-28 result fields (resultType; cache hints when ttl_ms >= 0)
  * to a result of a stateless request. */
 void mcp_decorate(const mcp_request *rq, json_t *result, long ttl_ms, const char *scope);
+/* What every 2026-07-28 result carries: resultType ("complete" unless set)
+ * and _meta["io.modelcontextprotocol/serverInfo"] (unless set). */
+void mcp_stamp_result(json_t *result);
+/* The server's Implementation {name, title, version} (new reference). */
+json_t *mcp_server_info(void);
 /* Compare revisions "YYYY-MM-DD": <0, 0, >0. */
 int mcp_version_cmp(const char *a, const char *b);
 
@@ -293,6 +305,8 @@ int mcp_resources_unsubscribe(mcp_request *rq, json_t **result, mcp_error *err);
 int mcp_subscriptions_listen(mcp_request *rq, json_t **result, mcp_error *err);
 /* Drop the subscriptions of a listen request (cancelled or ended). */
 void mcp_subs_drop_listen(mcp_server *srv, const json_t *listen_id);
+/* The same with srv->lock held by the caller. */
+void mcp_subs_drop_listen_locked(mcp_server *srv, const json_t *listen_id);
 void mcp_subs_free(mcp_server *srv);
 int mcp_prompts_list(mcp_request *rq, json_t **result, mcp_error *err);
 int mcp_prompts_get(mcp_request *rq, json_t **result, mcp_error *err);

@@ -2,8 +2,8 @@
  * methods.c - the method table and the lifecycle: initialize with version
  * negotiation (2025-11-25 down to 2024-11-05), server/discover (2026-07-28),
  * ping and logging/setLevel; plus what every result of a 2026-07-28 request
- * carries (resultType, and the cache hints ttlMs/cacheScope on list and read
- * results).
+ * carries (resultType, the server's identity in _meta, and the cache hints
+ * ttlMs/cacheScope on list and read results).
  */
 #include <stdio.h>
 #include <string.h>
@@ -32,7 +32,7 @@ json_t *mcp_capabilities(void)
                      "resources", "subscribe", 1, "listChanged", 0, "prompts", "listChanged", 0);
 }
 
-static json_t *server_info(void)
+json_t *mcp_server_info(void)
 {
     return json_pack("{s:s, s:s, s:s}", "name", "mstack-mcp", "title", "mainstack", "version",
                      MS_VERSION_STRING);
@@ -47,6 +47,22 @@ void mcp_decorate(const mcp_request *rq, json_t *result, long ttl_ms, const char
         json_object_set_new(result, "ttlMs", json_integer(ttl_ms));
         json_object_set_new(result, "cacheScope", json_string(scope));
     }
+}
+
+void mcp_stamp_result(json_t *result)
+{
+    json_t *meta;
+    if (!json_is_object(result))
+        return;
+    if (json_object_get(result, "resultType") == NULL)
+        json_object_set_new(result, "resultType", json_string("complete"));
+    meta = json_object_get(result, "_meta");
+    if (meta == NULL) {
+        meta = json_object();
+        json_object_set_new(result, "_meta", meta);
+    }
+    if (json_is_object(meta) && json_object_get(meta, MCP_META_SERVER_INFO) == NULL)
+        json_object_set_new(meta, MCP_META_SERVER_INFO, mcp_server_info());
 }
 
 static int m_initialize(mcp_request *rq, json_t **result, mcp_error *err)
@@ -91,30 +107,22 @@ static int m_initialize(mcp_request *rq, json_t **result, mcp_error *err)
     fprintf(stderr, "mstack mcp: client %s asked for %s, speaking %s\n", srv->client, asked,
             chosen);
     *result = json_pack("{s:s, s:o, s:o, s:s}", "protocolVersion", chosen, "capabilities",
-                        mcp_capabilities(), "serverInfo", server_info(), "instructions",
+                        mcp_capabilities(), "serverInfo", mcp_server_info(), "instructions",
                         SERVER_INSTRUCTIONS);
     return *result != NULL ? 0 : mcp_fail(err, MCP_INTERNAL_ERROR, "out of memory");
 }
 
 static int m_discover(mcp_request *rq, json_t **result, mcp_error *err)
 {
-    json_t *versions = json_array();
-    for (size_t i = 0; mcp_versions[i] != NULL; i++)
-        json_array_append_new(versions, json_string(mcp_versions[i]));
-    *result = json_pack("{s:o, s:o, s:o, s:s}", "supportedVersions", versions, "capabilities",
-                        mcp_capabilities(), "serverInfo", server_info(), "instructions",
-                        SERVER_INSTRUCTIONS);
+    /* only the revisions a client can name in _meta: the session revisions
+     * are reached through initialize, not through discovery (set_era makes
+     * sure this is a 2026-07-28 request); the server's identity is in the
+     * result's _meta (mcp_stamp_result), as on every 2026-07-28 result */
+    *result = json_pack("{s:[s], s:o, s:s}", "supportedVersions", MCP_VERSION_STATELESS,
+                        "capabilities", mcp_capabilities(), "instructions", SERVER_INSTRUCTIONS);
     if (*result == NULL)
         return mcp_fail(err, MCP_INTERNAL_ERROR, "out of memory");
-    if (rq->stateless) {
-        mcp_decorate(rq, *result, 60000, "public");
-    } else {
-        /* asked without _meta (a probing client): the fields are still the
-         * 2026-07-28 result's */
-        json_object_set_new(*result, "resultType", json_string("complete"));
-        json_object_set_new(*result, "ttlMs", json_integer(60000));
-        json_object_set_new(*result, "cacheScope", json_string("public"));
-    }
+    mcp_decorate(rq, *result, 60000, "public");
     return 0;
 }
 

@@ -256,7 +256,7 @@ static void on_escalation(ms_bus *bus, ms_subscription *sub, const ms_message *m
         if (params != NULL && s->listen_id != NULL)
             json_object_set_new(
                 params, "_meta",
-                json_pack("{s:O}", "io.modelcontextprotocol/subscriptionId", s->listen_id));
+                json_pack("{s:O}", MCP_META_SUBSCRIPTION_ID, s->listen_id));
         if (params != NULL)
             mcp_send_notification(srv, "notifications/resources/updated", params);
     }
@@ -359,31 +359,51 @@ int mcp_resources_unsubscribe(mcp_request *rq, json_t **result, mcp_error *err)
     return 0;
 }
 
+/* The SubscriptionFilter of a listen request: an object whose *ListChanged
+ * members are booleans and whose resourceSubscriptions is an array of
+ * strings. */
+static bool valid_filter(const json_t *n)
+{
+    static const char *const flags[] = {"toolsListChanged", "promptsListChanged",
+                                        "resourcesListChanged", NULL};
+    const json_t *uris = json_object_get(n, "resourceSubscriptions");
+    const json_t *u;
+    size_t i;
+
+    if (!json_is_object(n) || (uris != NULL && !json_is_array(uris)))
+        return false;
+    for (i = 0; flags[i] != NULL; i++) {
+        const json_t *f = json_object_get(n, flags[i]);
+        if (f != NULL && !json_is_boolean(f))
+            return false;
+    }
+    json_array_foreach(uris, i, u)
+    {
+        if (!json_is_string(u))
+            return false;
+    }
+    return true;
+}
+
 int mcp_subscriptions_listen(mcp_request *rq, json_t **result, mcp_error *err)
 {
     const json_t *n = json_object_get(rq->params, "notifications");
     const json_t *uris = json_object_get(n, "resourceSubscriptions");
-    json_t *accepted = json_array(), *ack, *u;
+    json_t *accepted = json_array(), *honored, *ack, *u;
     size_t i;
     int rc;
 
-    if (!rq->stateless) {
-        json_decref(accepted);
-        return mcp_fail(err, MCP_METHOD_NOT_FOUND,
-                        "subscriptions/listen is a %s method (put the protocol version in "
-                        "params._meta); this session uses resources/subscribe",
-                        MCP_VERSION_STATELESS);
-    }
-    if (!json_is_object(n) || (uris != NULL && !json_is_array(uris))) {
+    if (!valid_filter(n)) {
         json_decref(accepted);
         return mcp_fail(err, MCP_INVALID_PARAMS,
-                        "subscriptions/listen: params.notifications must be an object; its "
-                        "resourceSubscriptions an array of URIs");
+                        "subscriptions/listen: params.notifications must be an object (a "
+                        "SubscriptionFilter): toolsListChanged, promptsListChanged and "
+                        "resourcesListChanged booleans, resourceSubscriptions an array of URIs");
     }
     json_array_foreach(uris, i, u)
     {
         char component[65];
-        if (json_is_string(u) && subscribable(rq->srv, json_string_value(u), component))
+        if (subscribable(rq->srv, json_string_value(u), component))
             json_array_append(accepted, u);
     }
     if (json_array_size(accepted) > 0 && (rc = ensure_watcher(rq->srv, err)) != 0) {
@@ -400,8 +420,15 @@ int mcp_subscriptions_listen(mcp_request *rq, json_t **result, mcp_error *err)
             return mcp_fail(err, MCP_INTERNAL_ERROR, "out of memory");
         }
     }
-    ack = json_pack("{s:{s:o}, s:{s:O}}", "notifications", "resourceSubscriptions", accepted,
-                    "_meta", "io.modelcontextprotocol/subscriptionId", rq->id);
+    /* the acknowledgement names what the server honours of the filter: no
+     * list of this server changes while it runs (capabilities: listChanged
+     * false), so only the resource URIs it can watch */
+    honored = json_object();
+    if (json_array_size(accepted) > 0)
+        json_object_set(honored, "resourceSubscriptions", accepted);
+    json_decref(accepted);
+    ack = json_pack("{s:o, s:{s:O}}", "notifications", honored, "_meta", MCP_META_SUBSCRIPTION_ID,
+                    rq->id);
     if (ack != NULL)
         mcp_send_notification(rq->srv, "notifications/subscriptions/acknowledged", ack);
     rq->keep_open = true; /* no result: the stream stays open until cancelled */
@@ -409,9 +436,8 @@ int mcp_subscriptions_listen(mcp_request *rq, json_t **result, mcp_error *err)
     return 0;
 }
 
-void mcp_subs_drop_listen(mcp_server *srv, const json_t *listen_id)
+void mcp_subs_drop_listen_locked(mcp_server *srv, const json_t *listen_id)
 {
-    pthread_mutex_lock(&srv->lock);
     for (mcp_sub **p = &srv->subs; *p != NULL;) {
         mcp_sub *s = *p;
         if (s->listen_id != NULL && json_equal(s->listen_id, (json_t *)listen_id)) {
@@ -422,6 +448,12 @@ void mcp_subs_drop_listen(mcp_server *srv, const json_t *listen_id)
             p = &s->next;
         }
     }
+}
+
+void mcp_subs_drop_listen(mcp_server *srv, const json_t *listen_id)
+{
+    pthread_mutex_lock(&srv->lock);
+    mcp_subs_drop_listen_locked(srv, listen_id);
     pthread_mutex_unlock(&srv->lock);
 }
 

@@ -128,9 +128,8 @@ static void finish(mcp_request *rq, int rc, json_t *result, mcp_error *err)
         return;
     }
     if (rc == 0) {
-        if (rq->stateless && json_is_object(result) &&
-            json_object_get(result, "resultType") == NULL)
-            json_object_set_new(result, "resultType", json_string("complete"));
+        if (rq->stateless)
+            mcp_stamp_result(result);
         mcp_send_result(srv, rq->id, result);
     } else {
         mcp_send_error(srv, rq->id, err);
@@ -329,79 +328,124 @@ static void handle_notification(mcp_server *srv, const char *method, const json_
     /* other notifications (roots/list_changed, progress, ...) need nothing */
 }
 
+/* A -32602 for a bad per-request _meta envelope (2026-07-28): the message,
+ * and error.data {"envelope": {"key", "problem"}} naming the key (the shape
+ * the TypeScript SDK gives it; an HTTP front answers it with 400). */
+static int envelope_fail(mcp_error *err, const char *key, const char *problem, const char *fmt,
+                         ...) __attribute__((format(printf, 4, 5)));
+
+static int envelope_fail(mcp_error *err, const char *key, const char *problem, const char *fmt,
+                         ...)
+{
+    va_list ap;
+    err->code = MCP_INVALID_PARAMS;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    err->data = json_pack("{s:{s:s, s:s}}", "envelope", "key", key, "problem", problem);
+    return err->code;
+}
+
+/* Methods of the session revisions that 2026-07-28 removed. */
+static bool removed_in_stateless(const char *method)
+{
+    static const char *const removed[] = {"initialize", "ping", "logging/setLevel",
+                                          "resources/subscribe", "resources/unsubscribe", NULL};
+    for (size_t i = 0; removed[i] != NULL; i++) {
+        if (strcmp(method, removed[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A 2026-07-28 request (params._meta names the protocol version): check the
+ * envelope as the revision's schema (RequestMetaObject) has it, then the
+ * version. 0, or an error code with err filled. */
+static int set_stateless(mcp_request *rq, const json_t *meta, mcp_error *err)
+{
+    const json_t *pv = json_object_get(meta, MCP_META_PROTOCOL_VERSION);
+    const json_t *info = json_object_get(meta, MCP_META_CLIENT_INFO);
+    const json_t *caps = json_object_get(meta, MCP_META_CLIENT_CAPABILITIES);
+    const json_t *lvl = json_object_get(meta, MCP_META_LOG_LEVEL);
+
+    if (!json_is_string(pv))
+        return envelope_fail(err, MCP_META_PROTOCOL_VERSION, "expected a string",
+                             "params._meta[\"%s\"] must be a string such as \"%s\"",
+                             MCP_META_PROTOCOL_VERSION, MCP_VERSION_STATELESS);
+    if (caps == NULL)
+        return envelope_fail(err, MCP_META_CLIENT_CAPABILITIES, "missing",
+                             "params._meta[\"%s\"] is missing: %s requests carry the client's "
+                             "capabilities on every request ({} when it has none)",
+                             MCP_META_CLIENT_CAPABILITIES, MCP_VERSION_STATELESS);
+    if (!json_is_object(caps))
+        return envelope_fail(err, MCP_META_CLIENT_CAPABILITIES, "expected an object",
+                             "params._meta[\"%s\"] must be an object ({} when the client has "
+                             "none)",
+                             MCP_META_CLIENT_CAPABILITIES);
+    /* clientInfo is optional (the client SHOULD send it), but when sent it
+     * is an Implementation: a name and a version */
+    if (info != NULL &&
+        (!json_is_object(info) || !json_is_string(json_object_get(info, "name")) ||
+         !json_is_string(json_object_get(info, "version"))))
+        return envelope_fail(err, MCP_META_CLIENT_INFO, "expected {name, version}",
+                             "params._meta[\"%s\"] must be an object with a name and a version "
+                             "(or be left out)",
+                             MCP_META_CLIENT_INFO);
+    if (lvl != NULL && mcp_log_level_parse(json_string_value(lvl)) < 0)
+        return envelope_fail(err, MCP_META_LOG_LEVEL, "expected a logging level",
+                             "params._meta[\"%s\"]: expected debug, info, notice, warning, "
+                             "error, critical, alert or emergency",
+                             MCP_META_LOG_LEVEL);
+    if (strcmp(json_string_value(pv), MCP_VERSION_STATELESS) != 0) {
+        mcp_fail(err, MCP_UNSUPPORTED_PROTOCOL_VERSION,
+                 "unsupported protocol version %s in params._meta: this server takes %s per "
+                 "request (older revisions: send initialize without _meta)",
+                 json_string_value(pv), MCP_VERSION_STATELESS);
+        err->data = json_pack("{s:[s], s:O}", "supported", MCP_VERSION_STATELESS, "requested", pv);
+        return err->code;
+    }
+    rq->stateless = true;
+    snprintf(rq->version, sizeof rq->version, "%s", MCP_VERSION_STATELESS);
+    snprintf(rq->client, sizeof rq->client, "%s",
+             info != NULL ? json_string_value(json_object_get(info, "name")) : "unknown");
+    /* no logLevel: no notifications/message for this request */
+    rq->log_level = lvl != NULL ? mcp_log_level_parse(json_string_value(lvl)) : MCP_LOG_OFF;
+    if (removed_in_stateless(rq->method))
+        return mcp_fail(err, MCP_METHOD_NOT_FOUND,
+                        "%s is not part of %s: use server/discover, the _meta logLevel and "
+                        "subscriptions/listen instead",
+                        rq->method, MCP_VERSION_STATELESS);
+    return 0;
+}
+
 /* The era of a request: 2026-07-28 when params._meta names the protocol
  * version, else the session's. 0, or an error code with err filled. */
 static int set_era(mcp_request *rq, bool before_init, mcp_error *err)
 {
     mcp_server *srv = rq->srv;
     const json_t *meta = json_object_get(rq->params, "_meta");
-    const json_t *pv = json_is_object(meta)
-                           ? json_object_get(meta, "io.modelcontextprotocol/protocolVersion")
-                           : NULL;
     const json_t *tok = json_is_object(meta) ? json_object_get(meta, "progressToken") : NULL;
 
     if (tok != NULL && valid_id(tok))
         rq->progress_token = (json_t *)tok;
     if (meta != NULL && !json_is_object(meta))
-        return mcp_fail(err, MCP_INVALID_PARAMS, "params._meta must be an object");
-    if (pv != NULL) {
-        const json_t *info = json_object_get(meta, "io.modelcontextprotocol/clientInfo");
-        const json_t *caps = json_object_get(meta, "io.modelcontextprotocol/clientCapabilities");
-        const json_t *lvl = json_object_get(meta, "io.modelcontextprotocol/logLevel");
-        if (!json_is_string(pv) || strcmp(json_string_value(pv), MCP_VERSION_STATELESS) != 0) {
-            mcp_fail(err, MCP_UNSUPPORTED_PROTOCOL_VERSION,
-                     "unsupported protocol version in params._meta: this server takes "
-                     "%s per request (older revisions: send initialize without _meta)",
-                     MCP_VERSION_STATELESS);
-            err->data =
-                json_pack("{s:[s], s:O}", "supported", MCP_VERSION_STATELESS, "requested", pv);
-            return err->code;
-        }
-        rq->stateless = true;
-        snprintf(rq->version, sizeof rq->version, "%s", MCP_VERSION_STATELESS);
-        if (strcmp(rq->method, "server/discover") != 0) {
-            if (!json_is_object(info) || !json_is_string(json_object_get(info, "name")))
-                return mcp_fail(err, MCP_INVALID_PARAMS,
-                                "params._meta[\"io.modelcontextprotocol/clientInfo\"] must be "
-                                "an object with a name and a version (2026-07-28 requests "
-                                "carry it on every request)");
-            if (!json_is_object(caps))
-                return mcp_fail(err, MCP_INVALID_PARAMS,
-                                "params._meta[\"io.modelcontextprotocol/clientCapabilities\"] "
-                                "must be an object ({} when the client has none)");
-        }
-        if (json_is_object(info))
-            snprintf(rq->client, sizeof rq->client, "%s",
-                     json_string_value(json_object_get(info, "name")) != NULL
-                         ? json_string_value(json_object_get(info, "name"))
-                         : "unknown");
-        else
-            snprintf(rq->client, sizeof rq->client, "unknown");
-        rq->log_level = MCP_LOG_OFF;
-        if (lvl != NULL) {
-            rq->log_level = mcp_log_level_parse(json_string_value(lvl));
-            if (rq->log_level < 0)
-                return mcp_fail(err, MCP_INVALID_PARAMS,
-                                "params._meta[\"io.modelcontextprotocol/logLevel\"]: expected "
-                                "debug, info, notice, warning, error, critical, alert or "
-                                "emergency");
-        }
-        if (strcmp(rq->method, "initialize") == 0 || strcmp(rq->method, "logging/setLevel") == 0 ||
-            strcmp(rq->method, "resources/subscribe") == 0 ||
-            strcmp(rq->method, "resources/unsubscribe") == 0)
-            return mcp_fail(err, MCP_METHOD_NOT_FOUND,
-                            "%s is not part of %s: use server/discover, the _meta logLevel "
-                            "and subscriptions/listen instead",
-                            rq->method, MCP_VERSION_STATELESS);
-        return 0;
-    }
+        return envelope_fail(err, "_meta", "expected an object", "params._meta must be an object");
+    if (meta != NULL && json_object_get(meta, MCP_META_PROTOCOL_VERSION) != NULL)
+        return set_stateless(rq, meta, err);
+    if (strcmp(rq->method, "server/discover") == 0 ||
+        strcmp(rq->method, "subscriptions/listen") == 0)
+        /* methods of 2026-07-28 only, whose params must carry the envelope */
+        return envelope_fail(err, meta == NULL ? "_meta" : MCP_META_PROTOCOL_VERSION, "missing",
+                             "%s is a %s method: params._meta must carry \"%s\" and \"%s\"",
+                             rq->method, MCP_VERSION_STATELESS, MCP_META_PROTOCOL_VERSION,
+                             MCP_META_CLIENT_CAPABILITIES);
     pthread_mutex_lock(&srv->lock);
     if (!srv->initialize_seen && !before_init) {
         pthread_mutex_unlock(&srv->lock);
         return mcp_fail(err, MCP_INVALID_REQUEST,
                         "%s before initialize: send initialize first (or, with %s, put "
-                        "io.modelcontextprotocol/protocolVersion in params._meta)",
-                        rq->method, MCP_VERSION_STATELESS);
+                        "%s in params._meta)",
+                        rq->method, MCP_VERSION_STATELESS, MCP_META_PROTOCOL_VERSION);
     }
     snprintf(rq->version, sizeof rq->version, "%s",
              srv->initialize_seen ? srv->version : MCP_VERSION_LATEST_SESSION);
@@ -562,9 +606,33 @@ static void feed(mcp_server *srv, reader *r, const char *p, size_t n)
     }
 }
 
+/* The server ends the open subscriptions/listen requests (lock held): each
+ * gets its SubscriptionsListenResult (resultType "complete", _meta with the
+ * subscription id), the 2026-07-28 sign of a graceful end, and no
+ * notification after it (its subscriptions are dropped under the same lock
+ * the escalation watcher sends under). */
+static void end_listens_locked(mcp_server *srv)
+{
+    for (mcp_request *rq = srv->inflight; rq != NULL; rq = rq->next) {
+        json_t *res;
+        if (!rq->keep_open || atomic_load(&rq->cancelled))
+            continue;
+        mcp_subs_drop_listen_locked(srv, rq->id);
+        res = json_pack("{s:{s:O}}", "_meta", MCP_META_SUBSCRIPTION_ID, rq->id);
+        if (res != NULL) {
+            mcp_stamp_result(res);
+            mcp_send_result(srv, rq->id, res);
+        }
+        atomic_store(&rq->cancelled, true);
+    }
+}
+
 /* Give the running requests grace_ms to finish (their responses still go
- * out), then flag every open request and wait for the workers. */
-static void shut_down(mcp_server *srv, long grace_ms)
+ * out), then flag every open request and wait for the workers. end_listens:
+ * the server stops of its own accord (a signal), so the open listen requests
+ * get their closing result; at end of input the client has gone (a closed
+ * transport carries no response). */
+static void shut_down(mcp_server *srv, long grace_ms, bool end_listens)
 {
     mcp_request *open;
     struct timespec dl;
@@ -582,6 +650,8 @@ static void shut_down(mcp_server *srv, long grace_ms)
             break;
     }
     atomic_store(&srv->stopping, true);
+    if (end_listens)
+        end_listens_locked(srv);
     for (mcp_request *rq = srv->inflight; rq != NULL; rq = rq->next)
         atomic_store(&rq->cancelled, true);
     /* closing the bus ends a NATS request a worker waits in; the bus object
@@ -612,6 +682,7 @@ int mcp_server_run(const char *root, const char *component, const char *nats_url
     reader r = {0};
     char *chunk = NULL;
     long grace_ms = 0; /* at EOF: EOF_GRACE_MS for the requests running */
+    bool signalled = false;
     sigset_t sigs;
     int sfd = -1, rc = 1;
 
@@ -667,6 +738,7 @@ int mcp_server_run(const char *root, const char *component, const char *nats_url
             struct signalfd_siginfo si;
             if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
                 fprintf(stderr, "mstack mcp: signal %u: stopping\n", si.ssi_signo);
+            signalled = true;
             break;
         }
         if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -691,7 +763,7 @@ int mcp_server_run(const char *root, const char *component, const char *nats_url
     }
     rc = 0;
 cleanup:
-    shut_down(&srv, grace_ms);
+    shut_down(&srv, grace_ms, signalled);
     if (sfd >= 0)
         close(sfd);
     free(chunk);

@@ -1023,6 +1023,129 @@ static void prompts_compose_context(void **state)
     "\"io.modelcontextprotocol/clientInfo\":{\"name\":\"new-client\",\"version\":\"2\"},"          \
     "\"io.modelcontextprotocol/clientCapabilities\":{}}"
 
+/* A 2026-07-28 result names the server in _meta (name and version). */
+static void assert_server_info_meta(const json_t *r)
+{
+    const json_t *info =
+        json_object_get(json_object_get(r, "_meta"), "io.modelcontextprotocol/serverInfo");
+    assert_string_equal(json_string_value(json_object_get(info, "name")), "mstack-mcp");
+    assert_true(json_is_string(json_object_get(info, "version")));
+}
+
+/* A -32602 for the _meta envelope: the message and error.data.envelope.key
+ * name the key. */
+static void assert_envelope_error(const json_t *m, const char *key)
+{
+    const json_t *env =
+        json_object_get(json_object_get(json_object_get(m, "error"), "data"), "envelope");
+    assert_int_equal(error_code(m), -32602);
+    if (strstr(error_message(m), key) == NULL)
+        fail_msg("error message does not name %s: %s", key, error_message(m));
+    assert_string_equal(json_string_value(json_object_get(env, "key")), key);
+}
+
+/* Every bad per-request envelope of 2026-07-28, and the methods the
+ * revision removed; the session revisions are untouched by them. */
+static void stateless_2026_envelope_checked(void **state)
+{
+    static const struct {
+        const char *method, *params, *key;
+    } bad[] = {
+        /* server/discover is a 2026-07-28 method: its params carry the envelope */
+        {"server/discover", "{}", "_meta"},
+        {"server/discover",
+         "{\"_meta\":{\"io.modelcontextprotocol/clientCapabilities\":{}}}",
+         "io.modelcontextprotocol/protocolVersion"},
+        {"subscriptions/listen", "{\"notifications\":{}}", "_meta"},
+        {"server/discover",
+         "{\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\"}}",
+         "io.modelcontextprotocol/clientCapabilities"},
+        {"tools/list",
+         "{\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+         "\"io.modelcontextprotocol/clientCapabilities\":[]}}",
+         "io.modelcontextprotocol/clientCapabilities"},
+        {"tools/list",
+         "{\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":20260728,"
+         "\"io.modelcontextprotocol/clientCapabilities\":{}}}",
+         "io.modelcontextprotocol/protocolVersion"},
+        {"tools/list",
+         "{\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+         "\"io.modelcontextprotocol/clientCapabilities\":{},"
+         "\"io.modelcontextprotocol/clientInfo\":{\"name\":\"no-version\"}}}",
+         "io.modelcontextprotocol/clientInfo"},
+        {"tools/list",
+         "{\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+         "\"io.modelcontextprotocol/clientCapabilities\":{},"
+         "\"io.modelcontextprotocol/logLevel\":\"loud\"}}",
+         "io.modelcontextprotocol/logLevel"},
+        {"tools/list", "{\"_meta\":[]}", "_meta"},
+    };
+    static const char *const removed[] = {"initialize", "ping", "logging/setLevel",
+                                          "resources/subscribe", "resources/unsubscribe"};
+    fixture *fx = *state;
+    char line[1024], ids[16];
+    json_t *m;
+    int id = 1;
+
+    start(fx);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++, id++) {
+        snprintf(line, sizeof line, "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"%s\",\"params\":%s}",
+                 id, bad[i].method, bad[i].params);
+        snprintf(ids, sizeof ids, "%d", id);
+        m = call(fx, line, ids);
+        assert_envelope_error(m, bad[i].key);
+        json_decref(m);
+    }
+    /* clientInfo is optional: a request without it is served */
+    snprintf(line, sizeof line,
+             "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"server/discover\",\"params\":{\"_meta\":{"
+             "\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+             "\"io.modelcontextprotocol/clientCapabilities\":{}}}}",
+             id);
+    snprintf(ids, sizeof ids, "%d", id++);
+    m = call(fx, line, ids);
+    assert_server_info_meta(result(m));
+    json_decref(m);
+    /* a session revision named in _meta: -32022 naming what is supported */
+    snprintf(line, sizeof line,
+             "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/list\",\"params\":{\"_meta\":{"
+             "\"io.modelcontextprotocol/protocolVersion\":\"2025-11-25\","
+             "\"io.modelcontextprotocol/clientCapabilities\":{}}}}",
+             id);
+    snprintf(ids, sizeof ids, "%d", id++);
+    m = call(fx, line, ids);
+    assert_int_equal(error_code(m), -32022);
+    const json_t *data = json_object_get(json_object_get(m, "error"), "data");
+    assert_string_equal(json_string_value(json_object_get(data, "requested")), "2025-11-25");
+    assert_int_equal(json_array_size(json_object_get(data, "supported")), 1);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(data, "supported"), 0)),
+                        "2026-07-28");
+    json_decref(m);
+    for (size_t i = 0; i < sizeof removed / sizeof removed[0]; i++, id++) {
+        snprintf(line, sizeof line,
+                 "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"%s\",\"params\":{\"level\":\"info\","
+                 "\"uri\":\"mainstack://components/alpha/escalations\",\"protocolVersion\":"
+                 "\"2025-11-25\"," META_2026 "}}",
+                 id, removed[i]);
+        snprintf(ids, sizeof ids, "%d", id);
+        m = call(fx, line, ids);
+        assert_int_equal(error_code(m), -32601);
+        assert_non_null(strstr(error_message(m), removed[i]));
+        json_decref(m);
+    }
+    /* the session revisions still work on the same server */
+    initialize_as(fx, "2025-11-25");
+    m = call(fx, "{\"jsonrpc\":\"2.0\",\"id\":\"p\",\"method\":\"ping\"}", "\"p\"");
+    result(m);
+    assert_null(json_object_get(result(m), "resultType"));
+    json_decref(m);
+    m = call(fx, "{\"jsonrpc\":\"2.0\",\"id\":\"t\",\"method\":\"tools/list\"}", "\"t\"");
+    assert_null(json_object_get(result(m), "_meta"));
+    assert_null(json_object_get(result(m), "ttlMs"));
+    json_decref(m);
+    expect_clean_exit(fx);
+}
+
 static void stateless_2026_requests(void **state)
 {
     fixture *fx = *state;
@@ -1030,15 +1153,22 @@ static void stateless_2026_requests(void **state)
     start(fx);
     /* no initialize: discover, then requests that carry their own version */
     m = call(fx,
-             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server/discover\",\"params\":{"
-             "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\"}}}",
+             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server/discover\",\"params\":{" META_2026
+             "}}",
              "1");
     const json_t *r = result(m);
+    /* only the revision a client can name in _meta (the session ones are
+     * reached through initialize) */
+    assert_int_equal(json_array_size(json_object_get(r, "supportedVersions")), 1);
     assert_string_equal(
         json_string_value(json_array_get(json_object_get(r, "supportedVersions"), 0)),
         "2026-07-28");
     assert_string_equal(json_string_value(json_object_get(r, "resultType")), "complete");
     assert_true(json_is_integer(json_object_get(r, "ttlMs")));
+    assert_true(json_is_object(json_object_get(r, "capabilities")));
+    /* the identity is in _meta (DiscoverResult has no serverInfo member) */
+    assert_null(json_object_get(r, "serverInfo"));
+    assert_server_info_meta(r);
     json_decref(m);
     m = call(fx,
              "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\",\"params\":{" META_2026 "}}",
@@ -1047,6 +1177,7 @@ static void stateless_2026_requests(void **state)
     assert_string_equal(json_string_value(json_object_get(r, "resultType")), "complete");
     assert_true(json_integer_value(json_object_get(r, "ttlMs")) > 0);
     assert_string_equal(json_string_value(json_object_get(r, "cacheScope")), "public");
+    assert_server_info_meta(r);
     json_decref(m);
     m = call(fx,
              "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"resources/read\",\"params\":{"
@@ -1066,17 +1197,18 @@ static void stateless_2026_requests(void **state)
              "5");
     assert_string_equal(json_string_value(json_object_get(result(m), "resultType")), "complete");
     assert_false(is_error_result(m));
+    assert_server_info_meta(result(m));
     json_decref(m);
     m = call(fx,
              "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tools/list\",\"params\":{\"_meta\":{"
              "\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\"}}}",
              "6");
-    assert_int_equal(error_code(m), -32602); /* clientInfo missing */
-    assert_non_null(strstr(error_message(m), "clientInfo"));
+    assert_envelope_error(m, "io.modelcontextprotocol/clientCapabilities");
     json_decref(m);
     m = call(fx,
              "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/list\",\"params\":{\"_meta\":{"
-             "\"io.modelcontextprotocol/protocolVersion\":\"2030-01-01\"}}}",
+             "\"io.modelcontextprotocol/protocolVersion\":\"2030-01-01\","
+             "\"io.modelcontextprotocol/clientCapabilities\":{}}}}",
              "7");
     assert_int_equal(error_code(m), -32022);
     const json_t *data = json_object_get(json_object_get(m, "error"), "data");
@@ -1268,6 +1400,122 @@ static void escalation_subscription_updates(void **state)
     json_decref(m);
     assert_int_equal(json_array_size(fx->notes), 0);
     expect_clean_exit(fx);
+    ms_bus_destroy(bus);
+}
+
+/* The next notification with this method (others are skipped), or NULL. */
+static json_t *next_note(fixture *fx, const char *method)
+{
+    for (;;) {
+        json_t *m = read_msg(fx, GUARD_MS);
+        if (m == NULL)
+            return NULL;
+        const char *got = json_string_value(json_object_get(m, "method"));
+        if (got != NULL && strcmp(got, method) == 0)
+            return m;
+        json_decref(m);
+    }
+}
+
+static const char *subscription_id(const json_t *m)
+{
+    return json_string_value(json_object_get(
+        json_object_get(json_object_get(m, "params"), "_meta"), "io.modelcontextprotocol/subscriptionId"));
+}
+
+/* subscriptions/listen (2026-07-28): the acknowledgement names what is
+ * honoured, updates carry the subscription id, cancelling ends it, and a
+ * server stopping on SIGTERM closes the open ones with their result. */
+static void stateless_2026_listen(void **state)
+{
+    fixture *fx = *state;
+    ms_bus *bus = NULL;
+    json_t *m;
+    int status;
+
+    start_nats(fx);
+    ms_assert_ok(ms_bus_connect_url(ms_nats_server_url(fx->nats), &bus));
+    start(fx);
+    m = call(fx,
+             "{\"jsonrpc\":\"2.0\",\"id\":\"bad\",\"method\":\"subscriptions/listen\",\"params\":{"
+             "\"notifications\":{\"toolsListChanged\":\"yes\"}," META_2026 "}}",
+             "\"bad\"");
+    assert_int_equal(error_code(m), -32602);
+    json_decref(m);
+    m = call(fx,
+             "{\"jsonrpc\":\"2.0\",\"id\":\"none\",\"method\":\"subscriptions/listen\",\"params\":{"
+             META_2026 "}}",
+             "\"none\"");
+    assert_int_equal(error_code(m), -32602); /* notifications is required */
+    json_decref(m);
+    /* tools never change here (listChanged false): not honoured; the
+     * context file is no live resource: left out too */
+    send_line(fx, "{\"jsonrpc\":\"2.0\",\"id\":\"L1\",\"method\":\"subscriptions/listen\",\"params\":{"
+                  "\"notifications\":{\"toolsListChanged\":true,\"resourceSubscriptions\":["
+                  "\"mainstack://components/alpha/escalations\","
+                  "\"mainstack://components/alpha/context.json\"]}," META_2026 "}}");
+    m = read_msg(fx, GUARD_MS);
+    assert_non_null(m);
+    assert_string_equal(json_string_value(json_object_get(m, "method")),
+                        "notifications/subscriptions/acknowledged");
+    assert_string_equal(subscription_id(m), "L1");
+    const json_t *honored = json_object_get(json_object_get(m, "params"), "notifications");
+    assert_int_equal(json_object_size(honored), 1);
+    assert_int_equal(json_array_size(json_object_get(honored, "resourceSubscriptions")), 1);
+    assert_string_equal(
+        json_string_value(json_array_get(json_object_get(honored, "resourceSubscriptions"), 0)),
+        "mainstack://components/alpha/escalations");
+    json_decref(m);
+    /* a filter naming nothing the server sends: acknowledged empty */
+    send_line(fx, "{\"jsonrpc\":\"2.0\",\"id\":\"L2\",\"method\":\"subscriptions/listen\",\"params\":{"
+                  "\"notifications\":{\"promptsListChanged\":true}," META_2026 "}}");
+    m = next_note(fx, "notifications/subscriptions/acknowledged");
+    assert_non_null(m);
+    assert_string_equal(subscription_id(m), "L2");
+    assert_int_equal(json_object_size(json_object_get(json_object_get(m, "params"), "notifications")),
+                     0);
+    json_decref(m);
+    ms_assert_ok(ms_bus_publish(bus, "mainstack.escalation.alpha", "{\"id\":1}", 8));
+    ms_assert_ok(ms_bus_flush(bus, 2000));
+    m = next_note(fx, "notifications/resources/updated");
+    assert_non_null(m);
+    assert_string_equal(subscription_id(m), "L1");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(m, "params"), "uri")),
+                        "mainstack://components/alpha/escalations");
+    json_decref(m);
+    /* cancelled: no response, no update after */
+    send_line(fx, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{"
+                  "\"requestId\":\"L1\"}}");
+    /* answered after the cancellation was handled (lines are read in order) */
+    m = call(fx, "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/list\",\"params\":{" META_2026 "}}",
+             "9");
+    json_decref(m);
+    ms_assert_ok(ms_bus_publish(bus, "mainstack.escalation.alpha", "{\"id\":2}", 8));
+    ms_assert_ok(ms_bus_flush(bus, 2000));
+    ms_test_sleep_ms(200);
+    m = call(fx, "{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"tools/list\",\"params\":{" META_2026 "}}",
+             "10");
+    json_decref(m);
+    for (size_t i = 0; i < json_array_size(fx->notes); i++)
+        assert_string_not_equal(json_string_value(json_object_get(json_array_get(fx->notes, i), "method")),
+                                "notifications/resources/updated");
+    /* SIGTERM: L2 (still open) gets its closing result, L1 nothing */
+    assert_int_equal(kill(fx->pid, SIGTERM), 0);
+    m = read_msg(fx, GUARD_MS);
+    assert_non_null(m);
+    assert_string_equal(json_string_value(json_object_get(m, "id")), "L2");
+    const json_t *r = result(m);
+    assert_string_equal(json_string_value(json_object_get(r, "resultType")), "complete");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "_meta"),
+                                                          "io.modelcontextprotocol/subscriptionId")),
+                        "L2");
+    assert_server_info_meta(r);
+    json_decref(m);
+    assert_null(read_msg(fx, GUARD_MS));
+    assert_int_equal(waitpid(fx->pid, &status, 0), fx->pid);
+    fx->pid = -1;
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
     ms_bus_destroy(bus);
 }
 
@@ -2151,6 +2399,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(registry_tools_and_audit, setup, teardown),
         cmocka_unit_test_setup_teardown(prompts_compose_context, setup, teardown),
         cmocka_unit_test_setup_teardown(stateless_2026_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(stateless_2026_envelope_checked, setup, teardown),
+        cmocka_unit_test_setup_teardown(stateless_2026_listen, setup, teardown),
         cmocka_unit_test_setup_teardown(request_publish_over_nats, setup, teardown),
         cmocka_unit_test_setup_teardown(long_request_progress_ping_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(escalation_subscription_updates, setup, teardown),

@@ -31,6 +31,24 @@
 // - Ids: the client's ids are forwarded as they are; two requests with the
 //   same id in flight in one session are refused with 409 (the child could not
 //   tell their answers apart).
+// - 2026-07-28 (stateless, no session): a POST without Mcp-Session-Id whose
+//   request carries params._meta["io.modelcontextprotocol/protocolVersion"],
+//   or whose MCP-Protocol-Version header names 2026-07-28, goes to one shared
+//   `mstack mcp` child (class Stateless). The bridge does what the spec gives
+//   the HTTP layer (SEP-2243, SEP-2575): the MCP-Protocol-Version header must
+//   be present and equal the _meta version, Mcp-Method must equal the body's
+//   method, Mcp-Name must equal params.name (tools/call, prompts/get) or
+//   params.uri (resources/read); a mismatch or a missing header is -32020 with
+//   HTTP 400, a modern header on a request without the _meta version is
+//   -32602 with 400. Ids are renamed to bridge ids in the child (clients
+//   reuse ids across requests) and back in what comes out, also in
+//   _meta["io.modelcontextprotocol/subscriptionId"]. The answer is plain JSON
+//   when the child's first message for the request is its response (with the
+//   HTTP status the spec gives the error: -32601 404; -32022, -32021, and
+//   -32602 for the _meta envelope (error.data.envelope) 400), else an SSE
+//   stream. The client closing the stream before the answer cancels the
+//   request (notifications/cancelled to the child; for subscriptions/listen
+//   that ends the subscription).
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
@@ -42,6 +60,9 @@ if (!mstack || !root) {
     process.exit(2);
 }
 const VERSIONS = new Set(['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25']);
+const MODERN = '2026-07-28';
+const PV_KEY = 'io.modelcontextprotocol/protocolVersion';
+const SUB_KEY = 'io.modelcontextprotocol/subscriptionId';
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
 const MAX_BODY = 4 * 1024 * 1024;
 const sessions = new Map();
@@ -73,6 +94,11 @@ function plain(res, status, text, headers = {}) {
 function rpcError(res, status, code, message, id = null) {
     res.writeHead(status, { 'Content-Type': 'application/json' });
     res.end(JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } }));
+}
+
+function rpcErrorData(res, status, code, message, data, id = null) {
+    res.writeHead(status, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify({ jsonrpc: '2.0', id, error: { code, message, data } }));
 }
 
 function accepts(req, type) {
@@ -225,6 +251,161 @@ class Session {
     }
 }
 
+// The 2026-07-28 traffic: one child for every stateless request.
+class Stateless {
+    constructor() {
+        this.seq = 0;
+        this.pending = new Map(); // bridge id -> {id, res, sse, token, listen}
+        this.child = null;
+    }
+
+    start() {
+        if (this.child) return;
+        this.child = spawn(mstack, ['mcp', '--root', root, ...extraArgs], {
+            stdio: ['pipe', 'pipe', 'inherit'],
+        });
+        const child = this.child;
+        child.on('error', (e) => process.stderr.write(`bridge: cannot start ${mstack}: ${e.message}\n`));
+        child.on('exit', () => {
+            if (this.child === child) this.child = null;
+            for (const p of this.pending.values()) this.endEntry(p, 500, -32603, 'mstack mcp exited');
+            this.pending.clear();
+        });
+        child.stdin.on('error', () => {});
+        readline.createInterface({ input: child.stdout }).on('line', (l) => this.fromChild(l));
+    }
+
+    endEntry(p, status, code, message) {
+        if (p.sse) p.res.end();
+        else if (!p.res.headersSent) rpcError(p.res, status, code, message, p.id);
+    }
+
+    // open the SSE stream of an entry (at its first notification)
+    openSse(p) {
+        if (p.sse) return;
+        p.sse = true;
+        p.res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
+    }
+
+    write(p, msg) {
+        this.openSse(p);
+        p.res.write(`event: message\ndata: ${JSON.stringify(msg)}\n\n`);
+    }
+
+    fromChild(line) {
+        let msg;
+        try {
+            msg = JSON.parse(line);
+        } catch {
+            process.stderr.write(`bridge: mstack wrote a line that is not JSON: ${line}\n`);
+            return;
+        }
+        if (msg.method === undefined) {
+            const p = this.pending.get(msg.id);
+            if (!p) {
+                if (msg.id !== null) process.stderr.write(`bridge: answer to no pending request: ${line}\n`);
+                return;
+            }
+            this.forget(msg.id);
+            msg.id = p.id;
+            const meta = msg.result?._meta;
+            if (meta && SUB_KEY in meta) meta[SUB_KEY] = p.id;
+            if (p.sse) {
+                this.write(p, msg);
+                p.res.end();
+            } else {
+                p.res.writeHead(httpStatus(msg.error), { 'Content-Type': 'application/json' });
+                p.res.end(JSON.stringify(msg));
+            }
+            return;
+        }
+        // a notification: to its subscription, its progress token, else the
+        // newest request that is not a subscription (logs of a request)
+        const entries = [...this.pending.values()];
+        let p;
+        const sub = msg.params?._meta?.[SUB_KEY];
+        if (sub !== undefined) {
+            p = this.pending.get(sub);
+            if (p) msg.params._meta[SUB_KEY] = p.id;
+        } else if (msg.params?.progressToken !== undefined) {
+            p = entries.find((e) => e.token === msg.params.progressToken);
+        } else {
+            p = entries.filter((e) => !e.listen).pop();
+        }
+        if (p) this.write(p, msg); // else nobody listens: the revision has no channel for it
+    }
+
+    forget(bid) {
+        this.pending.delete(bid);
+    }
+
+    request(msg, req, res) {
+        this.start();
+        const bid = `bridge-${++this.seq}`;
+        const entry = {
+            id: msg.id,
+            res,
+            sse: false,
+            token: msg.params?._meta?.progressToken,
+            listen: msg.method === 'subscriptions/listen',
+        };
+        this.pending.set(bid, entry);
+        res.on('close', () => {
+            if (!this.pending.has(bid)) return;
+            // the client went away before the answer: cancel the request
+            this.forget(bid);
+            this.child?.stdin.write(
+                JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: bid } }) + '\n',
+            );
+        });
+        this.child.stdin.write(JSON.stringify({ ...msg, id: bid }) + '\n');
+    }
+
+    close() {
+        if (this.child) this.child.stdin.end();
+    }
+}
+const stateless = new Stateless();
+
+// The HTTP status of a 2026-07-28 answer (SEP-2575, SEP-2243).
+function httpStatus(error) {
+    if (!error) return 200;
+    if (error.code === -32601) return 404;
+    if (error.code === -32022 || error.code === -32021 || error.code === -32020) return 400;
+    if (error.code === -32602 && error.data?.envelope !== undefined) return 400;
+    return 200;
+}
+
+function headerValue(req, name) {
+    const v = req.headers[name];
+    return typeof v === 'string' ? v.trim() : undefined;
+}
+
+// A 2026-07-28 request: the header checks of the HTTP layer, then the child.
+function statelessRequest(msg, req, res) {
+    const claim = msg.params?._meta?.[PV_KEY];
+    const version = headerValue(req, 'mcp-protocol-version');
+    const method = headerValue(req, 'mcp-method');
+    const mismatch = (what) => rpcError(res, 400, -32020, `header mismatch: ${what}`, msg.id);
+    if (claim === undefined) {
+        return rpcErrorData(res, 400, -32602,
+            `the MCP-Protocol-Version header names ${version} but params._meta lacks ${PV_KEY}`,
+            { envelope: { missing: [PV_KEY] } }, msg.id);
+    }
+    if (version === undefined) return mismatch('the MCP-Protocol-Version header is missing');
+    if (version !== claim) return mismatch(`MCP-Protocol-Version is ${version}, params._meta names ${claim}`);
+    if (method === undefined) return mismatch('the Mcp-Method header is missing');
+    if (method !== msg.method) return mismatch(`Mcp-Method is ${method}, the body's method is ${msg.method}`);
+    const named = msg.method === 'tools/call' || msg.method === 'prompts/get' ? msg.params?.name
+        : msg.method === 'resources/read' ? msg.params?.uri : undefined;
+    if (named !== undefined) {
+        const name = headerValue(req, 'mcp-name');
+        if (name === undefined) return mismatch('the Mcp-Name header is missing');
+        if (name !== named) return mismatch(`Mcp-Name is ${name}, the body names ${named}`);
+    }
+    stateless.request(msg, req, res);
+}
+
 function readBody(req) {
     return new Promise((resolve, reject) => {
         const chunks = [];
@@ -243,14 +424,44 @@ function readBody(req) {
     });
 }
 
+// A POST whose MCP-Protocol-Version header is no session revision.
+async function modern(req, res) {
+    if (!(req.headers['content-type'] || '').startsWith('application/json'))
+        return plain(res, 415, 'POST needs Content-Type: application/json');
+    let msg;
+    try {
+        msg = JSON.parse(await readBody(req));
+    } catch (e) {
+        return rpcError(res, 400, -32700, `parse error: ${e.message}`);
+    }
+    if (msg === null || typeof msg !== 'object' || Array.isArray(msg))
+        return rpcError(res, 400, -32600, 'the body must be one JSON-RPC message (an object)');
+    if (typeof msg.method !== 'string') return rpcError(res, 400, -32600, 'a POST must carry a request or a notification');
+    if (msg.id === undefined) {
+        // notifications: the stateless revision has none a client must POST
+        // (a request is cancelled by closing its stream)
+        res.writeHead(202);
+        return res.end();
+    }
+    if (msg.method === 'initialize' && msg.params?._meta?.[PV_KEY] === undefined)
+        return rpcError(res, 400, -32020,
+            `header mismatch: initialize (the session handshake) with MCP-Protocol-Version ${headerValue(req, 'mcp-protocol-version')}`, msg.id);
+    return statelessRequest(msg, req, res);
+}
+
 async function handle(req, res) {
     const url = new URL(req.url, 'http://localhost');
     if (!loopbackHeaders(req)) return plain(res, 403, 'Host/Origin is not a loopback host');
     if (url.pathname !== '/mcp') return plain(res, 404, 'not found: the endpoint is /mcp');
-    const version = req.headers['mcp-protocol-version'];
+    const version = headerValue(req, 'mcp-protocol-version');
+    const sid = req.headers['mcp-session-id'];
+    if (sid === undefined && req.method === 'POST' && version !== undefined && !VERSIONS.has(version)) {
+        // not a session revision: the 2026-07-28 path decides (an unknown
+        // version that the body names too is the child's -32022)
+        return modern(req, res);
+    }
     if (version !== undefined && !VERSIONS.has(version))
         return plain(res, 400, `unsupported MCP-Protocol-Version: ${version}`);
-    const sid = req.headers['mcp-session-id'];
     const session = sid === undefined ? null : sessions.get(sid);
 
     if (req.method === 'GET' || req.method === 'DELETE') {
@@ -279,6 +490,8 @@ async function handle(req, res) {
         return rpcError(res, 400, -32600, 'the body must be one JSON-RPC message (an object)');
     const isRequest = typeof msg.method === 'string' && msg.id !== undefined;
 
+    if (sid === undefined && isRequest && msg.params?._meta?.[PV_KEY] !== undefined)
+        return statelessRequest(msg, req, res);
     if (msg.method === 'initialize' && sid === undefined) {
         if (!isRequest) return rpcError(res, 400, -32600, 'initialize must be a request');
         const s = new Session();
@@ -304,6 +517,7 @@ server.listen(Number(portArg || 0), '127.0.0.1', () => {
 });
 function shutdown() {
     for (const s of [...sessions.values()]) s.close();
+    stateless.close();
     server.close();
     setTimeout(() => process.exit(0), 500).unref();
 }

