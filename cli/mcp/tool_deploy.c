@@ -257,6 +257,7 @@ static int deploy_or_rollback(mcp_request *rq, const json_t *args, mcp_tool_out 
     const char *component = mcp_tool_component(rq, args);
     const char *version = json_string_value(json_object_get(args, "version"));
     json_int_t tmo = json_integer_value(json_object_get(args, "timeout_ms"));
+    const json_t *watch = json_object_get(args, "watch_ms");
     cli_deploy_hooks hooks = {.progress = on_phase, .cancelled = on_cancel, .ud = rq};
     cli_deploy_request dr = {0};
     ms_registry *reg;
@@ -295,7 +296,8 @@ static int deploy_or_rollback(mcp_request *rq, const json_t *args, mcp_tool_out 
     dr.actor = actor;
     dr.timeout_ms = tmo > 0 ? (int)tmo : 60000;
     dr.prepare_timeout_ms = 15000;
-    dr.watch_ms = 10000; /* as mstack deploy: watched, then permanent or rolled back */
+    /* as mstack deploy: watched, then permanent or rolled back */
+    dr.watch_ms = json_is_integer(watch) ? (int)json_integer_value(watch) : 10000;
     dr.max_error_rate_increase = 5;
     dr.min_requests = 20;
     dr.quiet = true;
@@ -310,9 +312,13 @@ static int deploy_or_rollback(mcp_request *rq, const json_t *args, mcp_tool_out 
     outcome = json_string_value(json_object_get(result, "outcome"));
     json_object_set_new(result, "action", json_string(action));
     json_object_set_new(result, "escalated", json_false());
-    json_object_set_new(result, "deployed",
-                        json_boolean(outcome != NULL && (strcmp(outcome, "promoted") == 0 ||
-                                                         strcmp(outcome, "rolled-back") == 0)));
+    /* promoted (no watch), permanent (watched and kept), rolled-back (a
+     * rollback that went through); a promotion the watch undid is not */
+    json_object_set_new(
+        result, "deployed",
+        json_boolean(outcome != NULL &&
+                     (strcmp(outcome, "promoted") == 0 || strcmp(outcome, "permanent") == 0 ||
+                      (rollback && strcmp(outcome, "rolled-back") == 0))));
     if (!rollback && json_object_get(result, "version") == NULL)
         json_object_set_new(result, "version", json_string(version));
     mcp_audit(rq, action, component, outcome != NULL ? outcome : "error", result);
@@ -358,7 +364,10 @@ const mcp_tool mcp_tool_deploy = {
         "{" COMPONENT_PROP
         ",\"version\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":63},\"timeout_ms\":{"
         "\"type\":\"integer\",\"minimum\":100,\"maximum\":3600000,\"description\":\"time limit of "
-        "each test suite (default 60000)\"}},\"additionalProperties\":false}",
+        "each test suite (default 60000)\"},\"watch_ms\":{\"type\":\"integer\",\"minimum\":0,"
+        "\"maximum\":3600000,\"description\":\"after the promotion, watch error rate and "
+        "health this long, rolling back on degradation (default 10000; 0: no watch)\"}},"
+        "\"additionalProperties\":false}",
     .output_schema = CHANGE_OUTPUT,
     .read_only = false,
     .destructive = true,

@@ -36,6 +36,7 @@ typedef struct fixture {
     char root[PATH_MAX];
     char outside[PATH_MAX]; /* a file outside the root */
     ms_nats_server *nats;
+    pid_t host_pid; /* a `mstack run` host, 0 when none */
     pid_t pid;
     int to, from; /* the server's stdin (we write) and stdout (we read) */
     char *buf;
@@ -144,6 +145,10 @@ static int teardown(void **state)
     if (fx->pid > 0) {
         kill(fx->pid, SIGKILL);
         waitpid(fx->pid, &status, 0);
+    }
+    if (fx->host_pid > 0) {
+        kill(fx->host_pid, SIGKILL);
+        waitpid(fx->host_pid, &status, 0);
     }
     if (fx->to >= 0)
         close(fx->to);
@@ -1053,8 +1058,7 @@ static void stateless_2026_envelope_checked(void **state)
     } bad[] = {
         /* server/discover is a 2026-07-28 method: its params carry the envelope */
         {"server/discover", "{}", "_meta"},
-        {"server/discover",
-         "{\"_meta\":{\"io.modelcontextprotocol/clientCapabilities\":{}}}",
+        {"server/discover", "{\"_meta\":{\"io.modelcontextprotocol/clientCapabilities\":{}}}",
          "io.modelcontextprotocol/protocolVersion"},
         {"subscriptions/listen", "{\"notifications\":{}}", "_meta"},
         {"server/discover",
@@ -1089,8 +1093,9 @@ static void stateless_2026_envelope_checked(void **state)
 
     start(fx);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++, id++) {
-        snprintf(line, sizeof line, "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"%s\",\"params\":%s}",
-                 id, bad[i].method, bad[i].params);
+        snprintf(line, sizeof line,
+                 "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"%s\",\"params\":%s}", id,
+                 bad[i].method, bad[i].params);
         snprintf(ids, sizeof ids, "%d", id);
         m = call(fx, line, ids);
         assert_envelope_error(m, bad[i].key);
@@ -1419,8 +1424,8 @@ static json_t *next_note(fixture *fx, const char *method)
 
 static const char *subscription_id(const json_t *m)
 {
-    return json_string_value(json_object_get(
-        json_object_get(json_object_get(m, "params"), "_meta"), "io.modelcontextprotocol/subscriptionId"));
+    return json_string_value(json_object_get(json_object_get(json_object_get(m, "params"), "_meta"),
+                                             "io.modelcontextprotocol/subscriptionId"));
 }
 
 /* subscriptions/listen (2026-07-28): the acknowledgement names what is
@@ -1443,17 +1448,18 @@ static void stateless_2026_listen(void **state)
     assert_int_equal(error_code(m), -32602);
     json_decref(m);
     m = call(fx,
-             "{\"jsonrpc\":\"2.0\",\"id\":\"none\",\"method\":\"subscriptions/listen\",\"params\":{"
-             META_2026 "}}",
+             "{\"jsonrpc\":\"2.0\",\"id\":\"none\",\"method\":\"subscriptions/"
+             "listen\",\"params\":{" META_2026 "}}",
              "\"none\"");
     assert_int_equal(error_code(m), -32602); /* notifications is required */
     json_decref(m);
     /* tools never change here (listChanged false): not honoured; the
      * context file is no live resource: left out too */
-    send_line(fx, "{\"jsonrpc\":\"2.0\",\"id\":\"L1\",\"method\":\"subscriptions/listen\",\"params\":{"
-                  "\"notifications\":{\"toolsListChanged\":true,\"resourceSubscriptions\":["
-                  "\"mainstack://components/alpha/escalations\","
-                  "\"mainstack://components/alpha/context.json\"]}," META_2026 "}}");
+    send_line(fx,
+              "{\"jsonrpc\":\"2.0\",\"id\":\"L1\",\"method\":\"subscriptions/listen\",\"params\":{"
+              "\"notifications\":{\"toolsListChanged\":true,\"resourceSubscriptions\":["
+              "\"mainstack://components/alpha/escalations\","
+              "\"mainstack://components/alpha/context.json\"]}," META_2026 "}}");
     m = read_msg(fx, GUARD_MS);
     assert_non_null(m);
     assert_string_equal(json_string_value(json_object_get(m, "method")),
@@ -1467,13 +1473,14 @@ static void stateless_2026_listen(void **state)
         "mainstack://components/alpha/escalations");
     json_decref(m);
     /* a filter naming nothing the server sends: acknowledged empty */
-    send_line(fx, "{\"jsonrpc\":\"2.0\",\"id\":\"L2\",\"method\":\"subscriptions/listen\",\"params\":{"
-                  "\"notifications\":{\"promptsListChanged\":true}," META_2026 "}}");
+    send_line(fx,
+              "{\"jsonrpc\":\"2.0\",\"id\":\"L2\",\"method\":\"subscriptions/listen\",\"params\":{"
+              "\"notifications\":{\"promptsListChanged\":true}," META_2026 "}}");
     m = next_note(fx, "notifications/subscriptions/acknowledged");
     assert_non_null(m);
     assert_string_equal(subscription_id(m), "L2");
-    assert_int_equal(json_object_size(json_object_get(json_object_get(m, "params"), "notifications")),
-                     0);
+    assert_int_equal(
+        json_object_size(json_object_get(json_object_get(m, "params"), "notifications")), 0);
     json_decref(m);
     ms_assert_ok(ms_bus_publish(bus, "mainstack.escalation.alpha", "{\"id\":1}", 8));
     ms_assert_ok(ms_bus_flush(bus, 2000));
@@ -1487,18 +1494,21 @@ static void stateless_2026_listen(void **state)
     send_line(fx, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{"
                   "\"requestId\":\"L1\"}}");
     /* answered after the cancellation was handled (lines are read in order) */
-    m = call(fx, "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/list\",\"params\":{" META_2026 "}}",
+    m = call(fx,
+             "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/list\",\"params\":{" META_2026 "}}",
              "9");
     json_decref(m);
     ms_assert_ok(ms_bus_publish(bus, "mainstack.escalation.alpha", "{\"id\":2}", 8));
     ms_assert_ok(ms_bus_flush(bus, 2000));
     ms_test_sleep_ms(200);
-    m = call(fx, "{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"tools/list\",\"params\":{" META_2026 "}}",
+    m = call(fx,
+             "{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"tools/list\",\"params\":{" META_2026 "}}",
              "10");
     json_decref(m);
     for (size_t i = 0; i < json_array_size(fx->notes); i++)
-        assert_string_not_equal(json_string_value(json_object_get(json_array_get(fx->notes, i), "method")),
-                                "notifications/resources/updated");
+        assert_string_not_equal(
+            json_string_value(json_object_get(json_array_get(fx->notes, i), "method")),
+            "notifications/resources/updated");
     /* SIGTERM: L2 (still open) gets its closing result, L1 nothing */
     assert_int_equal(kill(fx->pid, SIGTERM), 0);
     m = read_msg(fx, GUARD_MS);
@@ -1506,8 +1516,8 @@ static void stateless_2026_listen(void **state)
     assert_string_equal(json_string_value(json_object_get(m, "id")), "L2");
     const json_t *r = result(m);
     assert_string_equal(json_string_value(json_object_get(r, "resultType")), "complete");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "_meta"),
-                                                          "io.modelcontextprotocol/subscriptionId")),
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(r, "_meta"), "io.modelcontextprotocol/subscriptionId")),
                         "L2");
     assert_server_info_meta(r);
     json_decref(m);
@@ -2324,6 +2334,126 @@ static void deploy_allowed_runs_the_steps(void **state)
     ms_registry_close(reg);
 }
 
+/* A `mstack run` host of swapver on the case's server, serving the artifact
+ * of version; returns once it printed its serving line. */
+static void start_host(fixture *fx, const char *version)
+{
+    char art[PATH_MAX + 64], out[PATH_MAX + 16], data[PATH_MAX + 16];
+    int64_t deadline = ms_test_now_ms() + 60000;
+
+    snprintf(art, sizeof art, "%s/.mainstack/artifacts/swapver/%s/swapver.so", fx->root, version);
+    snprintf(out, sizeof out, "%s/host.out", fx->root);
+    snprintf(data, sizeof data, "%s/host-data", fx->root);
+    fx->host_pid = fork();
+    assert_true(fx->host_pid >= 0);
+    if (fx->host_pid == 0) {
+        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        char *argv[] = {"mstack",
+                        "run",
+                        "--nats",
+                        (char *)ms_nats_server_url(fx->nats),
+                        "--data-dir",
+                        data,
+                        "--health-interval",
+                        "0",
+                        art,
+                        NULL};
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            close(fd);
+        }
+        execv(MSTACK_BIN, argv);
+        _exit(127);
+    }
+    for (;;) {
+        FILE *f = fopen(out, "r");
+        char line[512];
+        bool serving = false;
+        while (f != NULL && fgets(line, sizeof line, f) != NULL)
+            serving = serving || strncmp(line, "serving", 7) == 0;
+        if (f != NULL)
+            fclose(f);
+        if (serving)
+            return;
+        if (ms_test_now_ms() > deadline)
+            fail_msg("the mstack run host did not serve within 60 s");
+        ms_test_sleep_ms(20);
+    }
+}
+
+static void assert_host_serves(fixture *fx, const char *version)
+{
+    ms_bus *bus = NULL;
+    ms_message *reply = NULL;
+    char want[64];
+
+    ms_assert_ok(ms_bus_connect_url(ms_nats_server_url(fx->nats), &bus));
+    ms_assert_ok(ms_bus_request(bus, "component.swapver.echo", "ping", 4, 5000, &reply));
+    snprintf(want, sizeof want, "%s:ping", version);
+    if (ms_message_len(reply) != strlen(want) ||
+        memcmp(ms_message_data(reply), want, strlen(want)) != 0)
+        fail_msg("the host answered '%.*s', want '%s'", (int)ms_message_len(reply),
+                 (const char *)ms_message_data(reply), want);
+    ms_message_unref(reply);
+    ms_bus_destroy(bus);
+}
+
+/* The success path over MCP with a real host: 1.1.0 made active (the host
+ * already serves it), 1.2.0 tested against it, promoted on the host and
+ * watched until permanent (deployed true), then rolled back to 1.1.0. */
+static void deploy_promotes_on_a_host_then_rollback(void **state)
+{
+    fixture *fx = *state;
+    static const char *const plugins[] = {"swapver_t1", "swapver_t2"};
+    json_t *m;
+    const json_t *sc;
+
+    add_swapver(fx, plugins, 2);
+    start_nats(fx);
+    start_host(fx, "1.1.0");
+    start(fx);
+    initialize_as(fx, "2025-11-25");
+    m = tool_call(fx, 2, "deploy",
+                  "{\"component\":\"swapver\",\"version\":\"1.1.0\",\"watch_ms\":0}");
+    if (is_error_result(m))
+        fail_msg("deploy 1.1.0 failed: %s", result_text(m));
+    sc = json_object_get(result(m), "structuredContent");
+    assert_string_equal(json_string_value(json_object_get(sc, "outcome")), "promoted");
+    assert_true(json_is_true(json_object_get(sc, "deployed")));
+    json_decref(m);
+    m = tool_call(fx, 3, "deploy",
+                  "{\"component\":\"swapver\",\"version\":\"1.2.0\",\"watch_ms\":300}");
+    if (is_error_result(m))
+        fail_msg("deploy 1.2.0 failed: %s", result_text(m));
+    sc = json_object_get(result(m), "structuredContent");
+    assert_string_equal(json_string_value(json_object_get(sc, "outcome")), "permanent");
+    assert_true(json_is_true(json_object_get(sc, "deployed")));
+    /* test both ran: 1.1.0 and 1.2.0 side by side */
+    assert_string_equal(json_string_value(json_object_get(json_object_get(sc, "detail"), "active")),
+                        "1.1.0");
+    json_decref(m);
+    assert_host_serves(fx, "1.2.0");
+    m = tool_call(fx, 4, "list_versions", "{\"component\":\"swapver\"}");
+    assert_non_null(strstr(result_text(m), "\"active\""));
+    json_decref(m);
+    m = tool_call(fx, 5, "rollback", "{\"component\":\"swapver\"}");
+    if (is_error_result(m))
+        fail_msg("rollback failed: %s", result_text(m));
+    sc = json_object_get(result(m), "structuredContent");
+    assert_string_equal(json_string_value(json_object_get(sc, "outcome")), "rolled-back");
+    assert_true(json_is_true(json_object_get(sc, "deployed")));
+    json_decref(m);
+    assert_host_serves(fx, "1.1.0");
+    /* a watch_ms out of range is refused before anything runs */
+    m = tool_call(fx, 6, "deploy",
+                  "{\"component\":\"swapver\",\"version\":\"1.2.0\",\"watch_ms\":-1}");
+    assert_true(is_error_result(m)); /* 2025-11-25: a tool error the model can correct */
+    assert_non_null(strstr(result_text(m), "watch_ms"));
+    json_decref(m);
+    expect_clean_exit(fx);
+}
+
 /* A cancel while the candidate is tested stops before the promotion: no
  * response, the deployment is recorded cancelled, the lock is released and
  * the version is a candidate again (what was active keeps serving). */
@@ -2410,6 +2540,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(evaluate_message_is_a_dry_run, setup, teardown),
         cmocka_unit_test_setup_teardown(resolve_escalation_resumes_the_work, setup, teardown),
         cmocka_unit_test_setup_teardown(resolve_escalation_deploy_step_gated, setup, teardown),
+        cmocka_unit_test_setup_teardown(deploy_promotes_on_a_host_then_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(resolve_escalation_cancelled, setup, teardown),
         cmocka_unit_test_setup_teardown(deploy_not_allowed_escalates, setup, teardown),
         cmocka_unit_test_setup_teardown(deploy_allowed_runs_the_steps, setup, teardown),
