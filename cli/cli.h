@@ -244,7 +244,16 @@ typedef struct cli_deploy_request {
     int min_requests;            /* deploy: requests needed before the error rate is judged */
     bool no_promote;             /* deploy: stop after the comparison */
     bool quiet;                  /* nothing on stdout (errors still go to stderr) */
+    /* deploy: the version's state when the deployment does not go through
+     * (set by cli_deploy_run from the state it had; NULL: candidate) */
+    const char *back_state;
 } cli_deploy_request;
+
+/* The state a version returns to when a deployment of it does not go
+ * through, given the state it had before: previous, rejected and
+ * rolled-back are kept (a previous version deployed again stays the
+ * rollback target), anything else is candidate. */
+const char *cli_deploy_back_state(const char *before);
 
 /* The promotion step of mstack deploy (cmd_promote.c): promotes rq->version
  * (active: the version it replaces, or NULL) on every host of the NATS
@@ -295,6 +304,10 @@ void cli_deploy_fault(const char *point);
  * whether something was resumed; *result (may stay NULL): {"component",
  * "deployment", "interrupted_at", "outcome", "action", "detail"}. Nothing
  * to resume is CLI_EXIT_OK. rq->quiet: nothing on stdout. */
+/* Whether component's last deployment (when version is given: only if it
+ * went to version) looks unfinished - what cli_deploy_resume would act on
+ * if its process is gone; true when unsure. */
+bool cli_deploy_unfinished(ms_registry *reg, const char *component, const char *version);
 int cli_deploy_resume(ms_registry *reg, const cli_deploy_request *rq, const char *holder,
                       bool *acted, json_t **result);
 

@@ -505,6 +505,16 @@ static bool stop_asked(const cli_deploy_hooks *h)
     return h != NULL && h->cancelled != NULL && h->cancelled(h->ud);
 }
 
+const char *cli_deploy_back_state(const char *before)
+{
+    static const char *const keep[] = {"previous", "rejected", "rolled-back"};
+
+    for (size_t i = 0; before != NULL && i < sizeof keep / sizeof keep[0]; i++)
+        if (strcmp(before, keep[i]) == 0)
+            return keep[i];
+    return "candidate"; /* candidate, and testing left by a crash */
+}
+
 int cli_deploy_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks, json_t **result)
 {
     const char *component = rq->component, *version = rq->version, *root = rq->root;
@@ -517,7 +527,9 @@ int cli_deploy_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks, 
     side act = {.label = "active"}, cand = {.label = "candidate"};
     char *command = NULL;
     bool locked = false, tmp_made = false, cancelled = false, acted = false;
-    const char *cand_state = NULL; /* the candidate's state recorded with the test step */
+    const char *cand_state = NULL;        /* the candidate's state recorded with the test step */
+    const char *back_state = "candidate"; /* its state when the deployment does not go through */
+    cli_deploy_request prq;
     int64_t dep_id = 0;
     int rc;
     size_t i, bad = 0;
@@ -532,7 +544,10 @@ int cli_deploy_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks, 
                   version, ms_last_error(), component);
         goto cleanup;
     }
-    if (strcmp(json_string_value(json_object_get(cand_row, "state")), "active") == 0) {
+    /* active, and nothing of it left to finish: refused at once, before the
+     * lock (an unfinished deployment of it is resumed below first) */
+    if (strcmp(json_string_value(json_object_get(cand_row, "state")), "active") == 0 &&
+        !cli_deploy_unfinished(reg, component, version)) {
         cli_error("%s %s is already the active version: nothing to deploy", component, version);
         goto cleanup;
     }
@@ -568,6 +583,18 @@ int cli_deploy_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks, 
             goto cleanup;
         }
     }
+    /* checked after the resume: a deployment of this version that died in
+     * its watch window is finished above, not refused */
+    if (strcmp(json_string_value(json_object_get(cand_row, "state")), "active") == 0) {
+        cli_error("%s %s is already the active version: nothing to deploy", component, version);
+        goto cleanup;
+    }
+    /* a deployment that does not go through (cancelled, untestable, not
+     * promoted, undone) puts the version back where it was: a previous
+     * version deployed again stays the rollback target */
+    back_state = cli_deploy_back_state(json_string_value(json_object_get(cand_row, "state")));
+    prq = *rq;
+    prq.back_state = back_state;
 
     cand.version = version;
     snprintf(cand.so, sizeof cand.so, "%s/%s.so",
@@ -596,10 +623,11 @@ int cli_deploy_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks, 
         goto cleanup;
     }
     /* the record, with what was asked, and the candidate's state together */
-    request = json_pack("{s:s, s:b, s:i, s:i, s:i, s:i, s:i}", "verb", "deploy", "no_promote",
+    request = json_pack("{s:s, s:b, s:i, s:i, s:i, s:i, s:i, s:s}", "verb", "deploy", "no_promote",
                         no_promote, "timeout_ms", timeout, "watch_ms", rq->watch_ms,
                         "max_error_rate_increase", rq->max_error_rate_increase, "min_requests",
-                        rq->min_requests, "prepare_timeout_ms", rq->prepare_timeout_ms);
+                        rq->min_requests, "prepare_timeout_ms", rq->prepare_timeout_ms,
+                        "back_state", back_state);
     {
         ms_version_change ch = {version, "testing"};
         if (request == NULL ||
@@ -643,7 +671,7 @@ int cli_deploy_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks, 
             cli_error("the active version %s could not be tested, so nothing can be compared: "
                       "%s",
                       act.version, act.failure);
-            cand_state = "candidate";
+            cand_state = back_state;
             detail = json_pack("{s:s}", "error", act.failure);
             goto record;
         }
@@ -695,7 +723,7 @@ cancel:
          * version keeps serving; the candidate is untested or unpromoted */
         outcome = "cancelled";
         rc = CLI_EXIT_FAILURE;
-        cand_state = "candidate";
+        cand_state = back_state;
         json_decref(detail);
         detail = json_pack("{s:s?, s:s, s:s}", "active", act.version, "candidate", version, "error",
                            "cancelled before the promotion: nothing was switched");
@@ -724,7 +752,7 @@ record : {
         json_t *promotion = NULL;
         phase(hooks, CLI_DEPLOY_PROMOTE, "promoting %s %s: prepare and switch on every host",
               component, version);
-        rc = cli_deploy_promote_step(reg, rq, act.version, dep_id, quiet, &promotion);
+        rc = cli_deploy_promote_step(reg, &prq, act.version, dep_id, quiet, &promotion);
         if (promotion != NULL) {
             const char *po = json_string_value(json_object_get(promotion, "outcome"));
             (void)ms_registry_audit(reg, rq->actor ? rq->actor : holder, "promote", component, po,
@@ -745,7 +773,7 @@ record : {
 cleanup:
     if (rc != CLI_EXIT_OK && dep_id > 0 && strcmp(outcome, "error") == 0 && detail == NULL) {
         /* failed before anything was compared: the candidate is untested */
-        ms_version_change ch = {version, "candidate"};
+        ms_version_change ch = {version, back_state};
         (void)ms_registry_version_transition(reg, component, &ch, 1, dep_id, "test", "error", NULL);
     }
     if (tmp_made)

@@ -639,8 +639,8 @@ int cli_deploy_promote_step(ms_registry *reg, const cli_deploy_request *rq, cons
     }
 record:
     if (strcmp(outcome, "promoted") != 0) {
-        /* not promoted: back to candidate, with the step, in one transaction */
-        ms_version_change ch = {version, "candidate"};
+        /* not promoted: back where it was, with the step, in one transaction */
+        ms_version_change ch = {version, rq->back_state != NULL ? rq->back_state : "candidate"};
         if (ms_registry_version_transition(reg, component, &ch, 1, dep_id, "promote", outcome,
                                            detail) != MS_OK) {
             cli_error("recording the deployment: %s", ms_last_error());

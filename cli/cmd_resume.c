@@ -87,6 +87,22 @@ static const char *phase_of(const json_t *dep, const json_t *request)
     return NULL;
 }
 
+bool cli_deploy_unfinished(ms_registry *reg, const char *component, const char *version)
+{
+    json_t *list = NULL;
+    const json_t *dep;
+    bool unfinished = false;
+
+    if (ms_registry_deployments(reg, component, 0, 1, &list) != MS_OK)
+        return true; /* unknown: let the resume under the lock decide */
+    dep = json_array_get(list, 0);
+    if (dep != NULL && (version == NULL || is(jstr(dep, "to_version"), version)))
+        unfinished =
+            phase_of(dep, json_object_get(json_object_get(dep, "detail"), "request")) != NULL;
+    json_decref(list);
+    return unfinished;
+}
+
 /* {"<version>": instances} of component as $SRV.PING answers (a new
  * object; NULL when asking failed). */
 static json_t *serving(ms_bus *bus, const char *component)
@@ -270,7 +286,9 @@ int cli_deploy_resume(ms_registry *reg, const cli_deploy_request *rq, const char
         outcome = "interrupted";
         action = "undone: nothing was switched";
         {
-            ms_version_change ch = {to, "candidate"};
+            /* back where it was before the deployment (a previous version
+             * deployed again stays the rollback target) */
+            ms_version_change ch = {to, cli_deploy_back_state(jstr(request, "back_state"))};
             bool back = is(jstr(request, "verb"), "rollback") ? false : is(cur, "testing");
             if (ms_registry_version_transition(reg, component, &ch, back ? 1 : 0, id, "resume",
                                                outcome, detail) != MS_OK) {

@@ -558,14 +558,20 @@ static void killed_after_switch_no_watch(void **state)
 }
 
 /* After the switch with a watch window, or in it: the watch runs again. */
-static void watched_again(fx *f, const char *point, const char *left)
+static void watched_again(fx *f, const char *point, const char *left, bool by_deploy)
 {
     killed_at(f, point, "deploy swapver 1.2.0 --watch 1500 --min-requests 1");
     assert_one_active(f, "1.2.0");
     assert_deployment_state(f, left);
     assert_answered(f);
 
-    assert_int_equal(resume(f), 0);
+    /* --resume, or deploying the same version again: 1.2.0 is active but
+     * its deployment unfinished, so it is resumed rather than refused */
+    if (by_deploy)
+        assert_int_equal(
+            mstack(f, NULL, "deploy swapver 1.2.0 --nats %s", ms_nats_server_url(f->srv)), 0);
+    else
+        assert_int_equal(resume(f), 0);
     has(f->out, "watching swapver 1.2.0 for 1500 ms");
     has(f->out, "swapver 1.2.0 is permanent");
     has(f->out, "watched again (permanent)");
@@ -577,12 +583,12 @@ static void watched_again(fx *f, const char *point, const char *left)
 
 static void killed_after_switch_watch(void **state)
 {
-    watched_again(*state, "after-switch", "promoted");
+    watched_again(*state, "after-switch", "promoted", false);
 }
 
 static void killed_in_watch(void **state)
 {
-    watched_again(*state, "watch", "watching");
+    watched_again(*state, "watch", "watching", true);
 }
 
 /* ---- killed during a rollback: finished ------------------------------------- */
@@ -609,6 +615,29 @@ static void killed_during_rollback(void **state)
     assert_state(f, "1.2.0", "rolled-back");
     assert_locked(f, false);
     history_has(f, "rollback:rolling-back resume:rolled-back");
+}
+
+/* The previous version deployed again and the deploy undone: it goes back
+ * to previous, not candidate, so the rollback target is kept. */
+static void undone_deploy_keeps_the_previous_version(void **state)
+{
+    fx *f = *state;
+
+    assert_int_equal(
+        mstack(f, NULL, "deploy swapver 1.2.0 --watch 0 --nats %s", ms_nats_server_url(f->srv)), 0);
+    assert_state(f, "1.1.0", "previous");
+    killed_at(f, "test-candidate", "deploy swapver 1.1.0 --watch 0");
+    assert_state(f, "1.1.0", "testing");
+    assert_int_equal(resume(f), 0);
+    has(f->out, "undone: nothing was switched (interrupted)");
+    assert_one_active(f, "1.2.0");
+    assert_state(f, "1.1.0", "previous");
+    assert_all_serve(f, "1.2.0", 2);
+    /* and the rollback still has its target */
+    assert_int_equal(mstack(f, NULL, "rollback swapver --nats %s", ms_nats_server_url(f->srv)), 0);
+    assert_all_serve(f, "1.1.0", 2);
+    assert_one_active(f, "1.1.0");
+    assert_state(f, "1.2.0", "rolled-back");
 }
 
 /* ---- a host killed too --------------------------------------------------------- */
@@ -713,7 +742,7 @@ static void resume_without_server(void **state)
             json_object_get(json_object_get(json_object_get(d, "detail"), "result"), "note")),
         "aborts by itself after its hold time");
     json_decref(d);
-    assert_state(f, "1.1.0", "candidate");
+    assert_state(f, "1.1.0", "previous"); /* back where it was: still the rollback target */
     assert_one_active(f, "1.2.0");
     assert_locked(f, false);
 }
@@ -745,6 +774,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(killed_after_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(undone_deploy_keeps_the_previous_version, setup, teardown),
         cmocka_unit_test_setup_teardown(killed_testing_active, setup, teardown),
         cmocka_unit_test_setup_teardown(killed_testing_candidate, setup, teardown),
         cmocka_unit_test_setup_teardown(killed_after_compare, setup, teardown),
