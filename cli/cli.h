@@ -343,6 +343,9 @@ typedef struct cli_deploy_hooks {
 int cli_deploy_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks, json_t **result);
 /* mstack rollback COMPONENT: *result {"component", "deployment", "from",
  * "to", "outcome", "report"}. cancelled is polled before the switch. */
+/* The comparison table of a test step (rows: {test, active, candidate,
+ * verdict}) on stdout, each line prefixed by indent (may be NULL). */
+void cli_deploy_print_comparison(const json_t *rows, const char *indent);
 /* mstack history COMPONENT ID: one deployment in full (history_show.c). */
 int cli_history_show(ms_registry *reg, const char *component, int64_t id, bool json);
 int cli_rollback_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks, json_t **result);

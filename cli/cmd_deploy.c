@@ -431,26 +431,12 @@ static size_t compare(const side *act, const side *cand, json_t *rows, json_t *f
     return bad;
 }
 
-static void print_table(const json_t *rows)
+void cli_deploy_print_comparison(const json_t *rows, const char *indent)
 {
     static const char *const headers[] = {"TEST", "ACTIVE", "CANDIDATE", "VERDICT"};
     static const char *const keys[] = {"test", "active", "candidate", "verdict"};
-    cli_table t = {0};
-    size_t i;
-    json_t *r;
 
-    if (cli_table_init(&t, 4, headers) != CLI_EXIT_OK)
-        return;
-    json_array_foreach(rows, i, r)
-    {
-        const char *cells[4];
-        for (int k = 0; k < 4; k++)
-            cells[k] = json_string_value(json_object_get(r, keys[k]));
-        if (cli_table_add(&t, cells) != CLI_EXIT_OK)
-            break;
-    }
-    cli_table_print(&t, stdout);
-    cli_table_reset(&t);
+    (void)cli_print_rows(stdout, rows, 4, keys, headers, indent);
 }
 
 /* The candidate's tests.command: its context snapshot, else the source's. */
@@ -696,7 +682,7 @@ int cli_deploy_run(const cli_deploy_request *rq, const cli_deploy_hooks *hooks, 
     json_out = json_pack("{s:s, s:I, s:s, s:O}", "component", component, "deployment",
                          (json_int_t)dep_id, "outcome", outcome, "detail", detail);
     if (!quiet) {
-        print_table(rows);
+        cli_deploy_print_comparison(rows, NULL);
         if (bad > 0) {
             json_t *f;
             printf("rejected %s %s: %zu failing test%s\n", component, version, bad,

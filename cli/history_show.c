@@ -85,14 +85,12 @@ cleanup:
 
 static void show_comparison(const json_t *d)
 {
-    static const char *const keys[] = {"test", "active", "candidate", "verdict"};
-    static const char *const headers[] = {"TEST", "ACTIVE", "CANDIDATE", "VERDICT"};
     const json_t *failures = json_object_get(d, "failures"), *fl;
     const char *err = json_string_value(json_object_get(d, "error"));
     size_t i;
 
     if (json_array_size(json_object_get(d, "table")) > 0)
-        (void)cli_print_rows(stdout, json_object_get(d, "table"), 4, keys, headers, "    ");
+        cli_deploy_print_comparison(json_object_get(d, "table"), "    ");
     json_array_foreach(failures, i, fl)
     {
         printf("    failing: %s: %s\n", json_string_value(json_object_get(fl, "test")),
