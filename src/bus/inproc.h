@@ -34,8 +34,6 @@ typedef struct ms__inproc_entry {
     atomic_uint refs; /* the owner's reference plus temporary ones */
 } ms__inproc_entry;
 
-#define MS__INPROC_RETURN_CAP 1024 /* messages parked for their publisher */
-
 /*
  * Delivery tracker of one publishing bus: counts the deliveries (message x
  * subscription) this bus queued that are not finished yet (handled or
@@ -49,12 +47,17 @@ typedef struct ms__inproc_tracker {
     pthread_cond_t cond;
     char pad[64]; /* keeps the lines below off the publishers' one above */
     /* Small finished messages handed back by the workers so that the
-     * publishing side, which allocated them, also frees them: malloc then
-     * recycles them through its thread cache instead of two threads
-     * fighting over one arena lock. One reference each; ret_mu guards ret. */
+     * publishing side, which allocated them, reuses their blocks for its
+     * next messages (ms__message_reuse) instead of a malloc here and a free
+     * on a worker, which would keep two threads fighting over the
+     * allocator's arena. It grows to what the bus keeps in flight (a
+     * worker's batch comes back at once) and is trimmed by the publishers
+     * when it holds more than they need. One reference each; ret_mu guards
+     * ret and cap, nret is written under it. */
     pthread_mutex_t ret_mu;
     atomic_size_t nret;
-    ms_message *ret[MS__INPROC_RETURN_CAP];
+    size_t cap;
+    ms_message **ret;
 } ms__inproc_tracker;
 
 /* A queued delivery: one message reference and one tracker count. */
@@ -197,9 +200,12 @@ ms_status ms__inproc_tracker_create(ms__inproc_tracker **out);
 /* n deliveries finished, or (n = 1) the owner drops its reference; frees
  * the tracker with the last reference. */
 void ms__inproc_tracker_done(ms__inproc_tracker *t, long n);
-/* Drop the messages workers handed back to t (see the struct); when `all`
- * is false only a few, and only once enough piled up to be worth the lock. */
-void ms__inproc_tracker_reclaim(ms__inproc_tracker *t, bool all);
+/* Drop every message workers handed back to t (see the struct). */
+void ms__inproc_tracker_reclaim(ms__inproc_tracker *t);
+/* One message handed back to t that nobody else holds, for the publisher to
+ * reuse (its reference passes to the caller), or NULL; shared ones it meets
+ * on the way are dropped. */
+ms_message *ms__inproc_tracker_take(ms__inproc_tracker *t);
 /* Wait until no delivery counted on t is left, at most until deadline; the
  * caller owns t's owner reference. MS_OK or MS_ERR_TIMEOUT (no detail set). */
 ms_status ms__inproc_tracker_wait(ms__inproc_tracker *t, const struct timespec *deadline);

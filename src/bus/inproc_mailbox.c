@@ -17,6 +17,7 @@
 #include "bus/inproc.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/message_internal.h"
 
 #define FAIR_SHARE 512       /* messages before a busy mailbox yields its worker */
 #define POLL_NS 20000        /* how long a worker polls a dry busy mailbox */
@@ -27,8 +28,10 @@
 #define BATCH_TARGET 64      /* take at once when this many are queued */
 #define QUEUE_MIN 16         /* first queue allocation, in slots */
 #define QUEUE_KEEP 4096      /* an idle queue larger than this is released */
-#define RETURN_BATCH 8       /* handed-back messages a publisher frees at once */
+#define TAKE_TRIES 8         /* handed-back messages a publisher looks at per take */
 #define RETURN_MAX_LEN 1024  /* larger payloads are freed by the worker */
+#define RETURN_KEEP 4096     /* handed-back messages kept without trimming */
+#define TRIM_STEP 4          /* extra ones a publisher frees per take above that */
 
 /* Set on the pool's worker threads, read by ms__inproc_on_worker (flush and
  * drain must not wait for deliveries from a thread that makes them).
@@ -156,7 +159,7 @@ static void tracker_free(ms__inproc_tracker *t)
 {
     pthread_mutex_lock(&t->mu);
     pthread_mutex_unlock(&t->mu);
-    ms__inproc_tracker_reclaim(t, true);
+    ms__inproc_tracker_reclaim(t);
     pthread_mutex_destroy(&t->ret_mu);
     pthread_cond_destroy(&t->cond);
     pthread_mutex_destroy(&t->mu);
@@ -232,35 +235,74 @@ ms_status ms__inproc_tracker_wait(ms__inproc_tracker *t, const struct timespec *
     return quiet ? MS_OK : MS_ERR_TIMEOUT;
 }
 
-void ms__inproc_tracker_reclaim(ms__inproc_tracker *t, bool all)
+void ms__inproc_tracker_reclaim(ms__inproc_tracker *t)
 {
-    ms_message *batch[MS__INPROC_RETURN_CAP];
-    size_t n, left;
+    ms_message **ret;
+    size_t n;
 
-    if (atomic_load_explicit(&t->nret, memory_order_relaxed) < (all ? 1 : RETURN_BATCH))
+    if (atomic_load_explicit(&t->nret, memory_order_relaxed) == 0)
         return;
-    /* A publisher takes a few at a time, about as many as its thread cache
-     * holds, so that its malloc and free stay on their fast path. */
     pthread_mutex_lock(&t->ret_mu);
-    left = atomic_load_explicit(&t->nret, memory_order_relaxed);
-    n = all || left < RETURN_BATCH ? left : RETURN_BATCH;
-    left -= n;
-    memcpy(batch, t->ret + left, n * sizeof *batch);
-    atomic_store_explicit(&t->nret, left, memory_order_relaxed);
+    ret = t->ret;
+    n = atomic_load_explicit(&t->nret, memory_order_relaxed);
+    t->ret = NULL;
+    t->cap = 0;
+    atomic_store_explicit(&t->nret, 0, memory_order_relaxed);
     pthread_mutex_unlock(&t->ret_mu);
     for (size_t i = 0; i < n; i++)
-        ms_message_unref(batch[i]);
+        ms_message_unref(ret[i]);
+    ms__free(ret);
 }
 
-/* Hand n finished messages back to their publisher's tracker; what does not
- * fit, or is large and so not worth keeping around, is dropped right here. */
+ms_message *ms__inproc_tracker_take(ms__inproc_tracker *t)
+{
+    ms_message *drop[TAKE_TRIES + TRIM_STEP], *m = NULL;
+    size_t ndrop = 0, left;
+
+    if (atomic_load_explicit(&t->nret, memory_order_relaxed) == 0)
+        return NULL;
+    /* A message another subscription or a handler still holds cannot be
+     * reused: its reference is dropped instead (after the lock), as are a
+     * few more when the stash holds more than the publishers need. */
+    pthread_mutex_lock(&t->ret_mu);
+    left = atomic_load_explicit(&t->nret, memory_order_relaxed);
+    while (left > 0 && m == NULL && ndrop < TAKE_TRIES) {
+        ms_message *c = t->ret[--left];
+        if (ms__message_exclusive(c))
+            m = c;
+        else
+            drop[ndrop++] = c;
+    }
+    for (size_t k = 0; k < TRIM_STEP && left > RETURN_KEEP; k++)
+        drop[ndrop++] = t->ret[--left];
+    atomic_store_explicit(&t->nret, left, memory_order_relaxed);
+    pthread_mutex_unlock(&t->ret_mu);
+    for (size_t i = 0; i < ndrop; i++)
+        ms_message_unref(drop[i]);
+    return m;
+}
+
+/* Hand n finished messages back to their publisher's tracker; large ones,
+ * not worth keeping around, and any the stash has no room for (it could
+ * not grow) are dropped right here. */
 static void tracker_give_back(ms__inproc_tracker *t, const ms__inproc_slot *slots, size_t n)
 {
     size_t i = 0, kept;
 
     pthread_mutex_lock(&t->ret_mu);
     kept = atomic_load_explicit(&t->nret, memory_order_relaxed);
-    for (; i < n && kept < MS__INPROC_RETURN_CAP; i++) {
+    if (kept + n > t->cap) {
+        size_t cap = t->cap == 0 ? 64 : t->cap;
+        ms_message **ret;
+
+        while (cap < kept + n)
+            cap *= 2;
+        if ((ret = ms__realloc(t->ret, cap * sizeof *ret)) != NULL) {
+            t->ret = ret;
+            t->cap = cap;
+        }
+    }
+    for (; i < n && kept < t->cap; i++) {
         if (slots[i].len <= RETURN_MAX_LEN)
             t->ret[kept++] = slots[i].msg;
         else

@@ -263,7 +263,6 @@ static ms_status publish_message(ms_bus *bus, ms_message *m, size_t *matched)
 
     c.items = c.local;
     *matched = 0;
-    ms__inproc_tracker_reclaim(ib->tracker, false);
     pthread_rwlock_rdlock(&b->lock);
     if (tl_match.broker_id == b->id && tl_match.gen == b->gen &&
         strcmp(tl_match.subject, ms_message_subject(m)) == 0) {
@@ -336,9 +335,10 @@ cleanup:
 }
 
 /* The message a publish sends: msg itself (frozen, one more reference) or a
- * new one made of subject/reply/data. *out is owned by the caller. */
-static ms_status make_message(const char *subject, const char *reply, const void *data, size_t len,
-                              ms_message *msg, ms_message **out)
+ * new one made of subject/reply/data, in the block of one of the bus's
+ * finished messages when one is free. *out is owned by the caller. */
+static ms_status make_message(inproc_bus *ib, const char *subject, const char *reply,
+                              const void *data, size_t len, ms_message *msg, ms_message **out)
 {
     ms_message *m = NULL;
     ms_status s;
@@ -349,7 +349,12 @@ static ms_status make_message(const char *subject, const char *reply, const void
         return MS_OK;
     }
     /* bus.c validated subject and reply already. */
-    if ((s = ms__message_create_valid(subject, data, len, &m)) != MS_OK)
+    m = ms__inproc_tracker_take(ib->tracker);
+    if (m != NULL && !ms__message_reuse(m, subject, data, len)) {
+        ms_message_unref(m);
+        m = NULL;
+    }
+    if (m == NULL && (s = ms__message_create_valid(subject, data, len, &m)) != MS_OK)
         return s;
     if (reply != NULL && (s = ms_message_set_reply(m, reply)) != MS_OK) {
         ms_message_unref(m);
@@ -375,7 +380,7 @@ static ms_status inproc_publish(ms_bus *bus, const char *subject, const char *re
 
     if (atomic_load_explicit(&ib->closed, memory_order_relaxed))
         return closed_error(bus, "publish");
-    if ((s = make_message(subject, reply, data, len, msg, &m)) != MS_OK)
+    if ((s = make_message(ib, subject, reply, data, len, msg, &m)) != MS_OK)
         return ms__err_wrap(s, "publish on '%s'", subject);
     return publish_message(bus, m, &matched); /* takes m */
 }
@@ -635,7 +640,7 @@ static ms_status inproc_flush(ms_bus *bus, int timeout_ms)
         return MS_OK;
     ms__inproc_deadline(&deadline, timeout_ms);
     if (ms__inproc_tracker_wait(ib->tracker, &deadline) == MS_OK) {
-        ms__inproc_tracker_reclaim(ib->tracker, true); /* free what was handed back */
+        ms__inproc_tracker_reclaim(ib->tracker); /* free what was handed back */
         return MS_OK;
     }
     return ms__err(MS_ERR_TIMEOUT,

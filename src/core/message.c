@@ -71,7 +71,8 @@ struct ms_message {
     size_t nheaders, cap_headers;
     void *backing; /* taken by ms__message_wrap */
     void (*release)(void *);
-    char storage[]; /* subject NUL payload NUL (ms_message_create) */
+    size_t storage_cap; /* bytes of storage[]; 0 for a wrapped message */
+    char storage[];     /* subject NUL payload NUL (ms_message_create) */
 };
 
 /* --- type names ----------------------------------------------------------- */
@@ -118,20 +119,10 @@ static void init_fields(ms_message *m)
     m->release = NULL;
 }
 
-/* The allocation and copy of ms_message_create, for a subject known to be
- * valid. */
-static ms_status create_message(const char *subject, const void *data, size_t len,
-                                ms_message **out)
+/* Put subject and payload into m's own storage (which has room for them). */
+static void fill_storage(ms_message *m, const char *subject, size_t slen, const void *data,
+                         size_t len)
 {
-    ms_message *m;
-    size_t slen = strlen(subject);
-
-    if (len > SIZE_MAX - sizeof *m - slen - 2)
-        return ms__err(MS_ERR_NO_MEMORY, "ms_message_create: payload of %zu bytes", len);
-    m = ms__malloc(sizeof *m + slen + 1 + len + 1);
-    if (m == NULL)
-        return ms__err(MS_ERR_NO_MEMORY, "ms_message_create: allocating a %zu-byte message", len);
-    init_fields(m);
     memcpy(m->storage, subject, slen + 1);
     if (len > 0)
         memcpy(m->storage + slen + 1, data, len);
@@ -139,8 +130,36 @@ static ms_status create_message(const char *subject, const void *data, size_t le
     m->subject = m->storage;
     m->data = m->storage + slen + 1;
     m->len = len;
+}
+
+/* A message holding copies of subject and data in one allocation; its
+ * storage is rounded up to STORAGE_ROUND so that a recycled one
+ * (ms__message_reuse) fits the next message of about the same size. */
+#define STORAGE_ROUND 64
+static ms_status alloc_inline(const char *subject, const void *data, size_t len, const char *what,
+                              ms_message **out)
+{
+    ms_message *m;
+    size_t slen = strlen(subject), cap;
+
+    if (len > SIZE_MAX - sizeof *m - slen - 2 - STORAGE_ROUND)
+        return ms__err(MS_ERR_NO_MEMORY, "%s: payload of %zu bytes", what, len);
+    cap = (slen + 1 + len + 1 + STORAGE_ROUND - 1) / STORAGE_ROUND * STORAGE_ROUND;
+    m = ms__malloc(sizeof *m + cap);
+    if (m == NULL)
+        return ms__err(MS_ERR_NO_MEMORY, "%s: allocating a %zu-byte message", what, len);
+    init_fields(m);
+    m->storage_cap = cap;
+    fill_storage(m, subject, slen, data, len);
     *out = m;
     return MS_OK;
+}
+
+/* The allocation and copy of ms_message_create, for a subject known to be
+ * valid. */
+static ms_status create_message(const char *subject, const void *data, size_t len, ms_message **out)
+{
+    return alloc_inline(subject, data, len, "ms_message_create", out);
 }
 
 ms_status ms_message_create(const char *subject, const void *data, size_t len, ms_message **out)
@@ -186,6 +205,7 @@ ms_status ms__message_wrap(const char *subject, const char *reply, const void *d
         return s;
     }
     init_fields(m);
+    m->storage_cap = 0;
     m->subject = subject;
     m->reply = reply;
     m->data = data != NULL ? data : "";
@@ -196,7 +216,8 @@ ms_status ms__message_wrap(const char *subject, const char *reply, const void *d
     return MS_OK;
 }
 
-static void message_free(ms_message *m)
+/* Free what m owns besides its own block. */
+static void free_parts(ms_message *m)
 {
     for (size_t i = 0; i < m->nheaders; i++)
         ms__free(m->headers[i].key);
@@ -207,7 +228,56 @@ static void message_free(ms_message *m)
     ms__free(m->reply_owned);
     if (m->release != NULL)
         m->release(m->backing);
+}
+
+static void message_free(ms_message *m)
+{
+    free_parts(m);
     ms__free(m);
+}
+
+bool ms__message_exclusive(const ms_message *m)
+{
+    /* One reference (the caller's) means nobody else can see m any more;
+     * acquire: their last reads of it happen before the caller's writes. */
+    return atomic_load_explicit(&m->refs, memory_order_acquire) == 1 && m->storage_cap > 0;
+}
+
+bool ms__message_reuse(ms_message *m, const char *subject, const void *data, size_t len)
+{
+    size_t slen = strlen(subject);
+
+    if (!ms__message_exclusive(m) || len > m->storage_cap || slen + 2 > m->storage_cap - len)
+        return false;
+    /* Back to the state create_message leaves, writing only what differs:
+     * most of the block is as it was and stays untouched in the cache. */
+    if (m->headers != NULL) {
+        for (size_t i = 0; i < m->nheaders; i++)
+            ms__free(m->headers[i].key);
+        ms__free(m->headers);
+        m->headers = NULL;
+        m->nheaders = m->cap_headers = 0;
+    }
+    for (size_t i = 0; i < META_COUNT; i++) {
+        if (m->meta[i] != NULL) {
+            ms__free(m->meta[i]);
+            m->meta[i] = NULL;
+        }
+    }
+    if (m->data_owned != NULL) {
+        ms__free(m->data_owned);
+        m->data_owned = NULL;
+    }
+    if (m->reply != NULL) {
+        ms__free(m->reply_owned);
+        m->reply_owned = NULL;
+        m->reply = NULL;
+    }
+    if (m->type != MS_MSG_NONE)
+        m->type = MS_MSG_NONE;
+    atomic_store_explicit(&m->frozen, false, memory_order_relaxed);
+    fill_storage(m, subject, slen, data, len);
+    return true;
 }
 
 ms_message *ms_message_ref(ms_message *m)
@@ -680,23 +750,8 @@ ms_status ms_message_clone(const ms_message *m, ms_message **out)
         return ms__err(MS_ERR_INVALID_ARG, "ms_message_clone: message or out is NULL");
     *out = NULL;
     /* A wrapped message's subject was never validated; copy it as is. */
-    {
-        size_t slen = strlen(m->subject);
-        if (m->len > SIZE_MAX - sizeof *c - slen - 2)
-            return ms__err(MS_ERR_NO_MEMORY, "ms_message_clone: payload of %zu bytes", m->len);
-        c = ms__malloc(sizeof *c + slen + 1 + m->len + 1);
-        if (c == NULL)
-            return ms__err(MS_ERR_NO_MEMORY, "ms_message_clone: allocating a %zu-byte message",
-                           m->len);
-        init_fields(c);
-        memcpy(c->storage, m->subject, slen + 1);
-        if (m->len > 0)
-            memcpy(c->storage + slen + 1, m->data, m->len);
-        c->storage[slen + 1 + m->len] = '\0';
-        c->subject = c->storage;
-        c->data = c->storage + slen + 1;
-        c->len = m->len;
-    }
+    if ((s = alloc_inline(m->subject, m->data, m->len, "ms_message_clone", &c)) != MS_OK)
+        return s;
     if (m->reply != NULL) {
         c->reply_owned = ms__strdup(m->reply);
         if (c->reply_owned == NULL) {

@@ -5,6 +5,8 @@
 #ifndef MS_CORE_MESSAGE_INTERNAL_H
 #define MS_CORE_MESSAGE_INTERNAL_H
 
+#include <stdbool.h>
+
 #include "mainstack/message.h"
 
 /*
@@ -23,6 +25,16 @@ ms_status ms__message_wrap(const char *subject, const char *reply, const void *d
  * publish hot path. MS_ERR_NO_MEMORY. */
 ms_status ms__message_create_valid(const char *subject, const void *data, size_t len,
                                    ms_message **out);
+
+/* Make m, of which the caller holds the only reference, a fresh message of
+ * subject (valid) and a copy of data, as ms__message_create_valid would,
+ * reusing its block instead of allocating one. False, with m untouched,
+ * when it cannot be: another reference exists, m wraps a transport's
+ * object, or its block is too small. */
+bool ms__message_reuse(ms_message *m, const char *subject, const void *data, size_t len);
+/* True when the caller's reference to m is its only one and m owns its
+ * block (so ms__message_reuse may take it, size permitting). */
+bool ms__message_exclusive(const ms_message *m);
 
 /* Mark read-only (published, delivered). Idempotent. */
 void ms__message_freeze(ms_message *m);

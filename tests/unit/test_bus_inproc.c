@@ -219,6 +219,59 @@ static void test_repeated_subject_sees_every_change(void **state)
     ms_bus_destroy(a);
 }
 
+/* A publisher reuses the blocks of its finished messages: a message a
+ * handler still holds, or another subscription has not handled yet, must
+ * never be one of them. One subscription keeps every message; a second one
+ * sees them all too; everything kept must still read as published. */
+#define KEEP_N 3000
+typedef struct keeper {
+    atomic_int n;
+    ms_message *kept[KEEP_N];
+} keeper;
+
+static void keep_handler(ms_bus *bus, ms_subscription *sub, const ms_message *msg, void *closure)
+{
+    keeper *k = closure;
+    int i = atomic_fetch_add(&k->n, 1);
+
+    if (i < KEEP_N)
+        k->kept[i] = ms_message_ref((ms_message *)msg);
+}
+
+static void test_reused_blocks_spare_held_messages(void **state)
+{
+    ms_bus *bus = open_default("inproc://t-reuse");
+    keeper *k = calloc(1, sizeof *k);
+    counter other = {0};
+    char buf[32];
+
+    assert_non_null(k);
+    ms_assert_ok(ms_bus_subscribe(bus, "reuse.x", NULL, keep_handler, k, NULL));
+    ms_assert_ok(ms_bus_subscribe(bus, "reuse.*", NULL, count_handler, &other, NULL));
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < KEEP_N / 3; i++) {
+            int len = snprintf(buf, sizeof buf, "msg-%d", round * (KEEP_N / 3) + i);
+            ms_assert_ok(ms_bus_publish(bus, "reuse.x", buf, (size_t)len));
+        }
+        ms_assert_ok(ms_bus_flush(bus, 5000));
+        /* Unheld ones come back for reuse: publish a burst of those too. */
+        for (int i = 0; i < 500; i++)
+            ms_assert_ok(ms_bus_publish(bus, "reuse.y", "scratch", 7));
+        ms_assert_ok(ms_bus_flush(bus, 5000));
+    }
+    assert_int_equal(atomic_load(&k->n), KEEP_N);
+    assert_int_equal(atomic_load(&other.n), KEEP_N + 1500);
+    for (int i = 0; i < KEEP_N; i++) {
+        int len = snprintf(buf, sizeof buf, "msg-%d", i);
+        assert_string_equal(ms_message_subject(k->kept[i]), "reuse.x");
+        assert_int_equal(ms_message_len(k->kept[i]), len);
+        assert_memory_equal(ms_message_data(k->kept[i]), buf, (size_t)len);
+        ms_message_unref(k->kept[i]);
+    }
+    ms_bus_destroy(bus);
+    free(k);
+}
+
 static void test_different_names_isolated(void **state)
 {
     ms_bus *a = open_default("inproc://t-iso-1");
@@ -908,6 +961,7 @@ static void test_alloc_failures(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_same_name_shares_subjects),
     cmocka_unit_test(test_repeated_subject_sees_every_change),
+    cmocka_unit_test(test_reused_blocks_spare_held_messages),
     cmocka_unit_test(test_different_names_isolated),
     cmocka_unit_test(test_bad_urls),
     cmocka_unit_test(test_limits_and_state),

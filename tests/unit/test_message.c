@@ -439,6 +439,60 @@ static ms_status record(const char *key, const char *value, void *closure)
     return MS_OK;
 }
 
+/* ms__message_reuse: a finished message's block becomes a fresh message,
+ * with everything the old one carried gone (ASan checks the frees), and is
+ * refused whenever reuse would be unsafe or the block too small. */
+static void reuse_gives_a_fresh_message(void **state)
+{
+    ms_message *m = NULL, *w = NULL;
+    char *backing = malloc(16);
+    char big[200];
+
+    ms_assert_ok(ms_message_create("a.b", "0123456789abcdef", 16, &m));
+    ms_assert_ok(ms_message_set_id(m, "id-1"));
+    ms_assert_ok(ms_message_set_source(m, "billing"));
+    ms_assert_ok(ms_message_set_reply(m, "_INBOX.x"));
+    ms_assert_ok(ms_message_add_header(m, "X-One", "1"));
+    ms_assert_ok(ms_message_set_type(m, MS_MSG_EVENT));
+    ms_assert_ok(ms_message_set_data(m, "owned", 5));
+    ms__message_freeze(m);
+
+    assert_true(ms__message_exclusive(m));
+    assert_true(ms__message_reuse(m, "c.d.e", "xyz", 3));
+    assert_string_equal(ms_message_subject(m), "c.d.e");
+    assert_int_equal(ms_message_len(m), 3);
+    assert_memory_equal(ms_message_data(m), "xyz", 4); /* NUL after the payload */
+    assert_null(ms_message_reply(m));
+    assert_null(ms_message_id(m));
+    assert_null(ms_message_source(m));
+    assert_int_equal(ms_message_type(m), MS_MSG_NONE);
+    assert_null(ms_message_header(m, "X-One"));
+    assert_false(ms__message_has_headers(m));
+    ms_assert_ok(ms_message_set_id(m, "writable again")); /* no longer frozen */
+
+    /* Too big for the block: refused, m untouched. */
+    memset(big, 'q', sizeof big);
+    assert_false(ms__message_reuse(m, "c.d.e", big, sizeof big));
+    assert_string_equal(ms_message_id(m), "writable again");
+
+    /* Another reference exists: refused. */
+    ms_message_ref(m);
+    assert_false(ms__message_exclusive(m));
+    assert_false(ms__message_reuse(m, "x", "", 0));
+    ms_message_unref(m);
+    ms_message_unref(m);
+
+    /* A wrapped message owns no block of its own: refused. */
+    assert_non_null(backing);
+    memcpy(backing, "w.s", 4);
+    releases = 0;
+    ms_assert_ok(ms__message_wrap(backing, NULL, "", 0, backing, count_release, &w));
+    assert_false(ms__message_exclusive(w));
+    assert_false(ms__message_reuse(w, "x", "", 0));
+    ms_message_unref(w);
+    assert_int_equal(releases, 1);
+}
+
 static void wrap_borrows_and_releases_backing(void **state)
 {
     char *backing = malloc(64);
@@ -957,6 +1011,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(set_data_replaces_payload),
     cmocka_unit_test(message_json_parses_payload),
     cmocka_unit_test(wrap_borrows_and_releases_backing),
+    cmocka_unit_test(reuse_gives_a_fresh_message),
     cmocka_unit_test(wire_headers_map_onto_metadata),
     cmocka_unit_test(each_wire_header_metadata_first),
     cmocka_unit_test(builder_change_notification),
