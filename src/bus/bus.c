@@ -102,8 +102,7 @@ static ms_status select_transport(const char *url, const ms__transport **out)
 
 static void make_inbox_prefix(ms_bus *bus)
 {
-    static const char alphabet[] =
-        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     unsigned char rnd[22];
     char token[sizeof rnd + 1];
 
@@ -112,7 +111,8 @@ static void make_inbox_prefix(ms_bus *bus)
          * back to time and pid so the prefix is still unique enough. */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        unsigned long long seed = (unsigned long long)ts.tv_nsec ^ ((unsigned long long)getpid() << 32) ^
+        unsigned long long seed = (unsigned long long)ts.tv_nsec ^
+                                  ((unsigned long long)getpid() << 32) ^
                                   (unsigned long long)(uintptr_t)bus;
         for (size_t i = 0; i < sizeof rnd; i++) {
             seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -142,9 +142,8 @@ ms_status ms_bus_connect(const ms_bus_options *opts, ms_bus **out)
     if (url == NULL || url[0] == '\0')
         url = getenv("NATS_URL");
     if (url == NULL || url[0] == '\0')
-        return ms__err(MS_ERR_INVALID_ARG,
-                       "ms_bus_connect: no URL given and NATS_URL is not set "
-                       "(use nats://host:port or inproc://name)");
+        return ms__err(MS_ERR_INVALID_ARG, "ms_bus_connect: no URL given and NATS_URL is not set "
+                                           "(use nats://host:port or inproc://name)");
 
     bus = ms__calloc(1, sizeof *bus);
     if (bus == NULL)
@@ -167,9 +166,10 @@ ms_status ms_bus_connect(const ms_bus_options *opts, ms_bus **out)
     }
     bus->opts.url = bus->url;
     {
-        const char **slots[] = {&bus->opts.name,     &bus->opts.user,     &bus->opts.password,
-                                &bus->opts.token,    &bus->opts.creds_file, &bus->opts.tls_ca,
-                                &bus->opts.tls_cert, &bus->opts.tls_key,  &bus->opts.tls_hostname};
+        const char **slots[] = {
+            &bus->opts.name,     &bus->opts.user,       &bus->opts.password,
+            &bus->opts.token,    &bus->opts.creds_file, &bus->opts.tls_ca,
+            &bus->opts.tls_cert, &bus->opts.tls_key,    &bus->opts.tls_hostname};
         for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++)
             if ((s = own_string(bus, i, slots[i])) != MS_OK)
                 goto fail;
@@ -215,6 +215,29 @@ bool ms_bus_is_connected(const ms_bus *bus)
     return bus != NULL && !atomic_load(&bus->closed) && bus->ops->is_connected(bus);
 }
 
+/*
+ * The subject this thread last published on and found valid: a thread that
+ * publishes on one subject over and over (the common case) compares it
+ * instead of validating it again. Subjects longer than this are validated
+ * every time. Each thread has its own, so nothing is shared.
+ */
+#define VALID_CACHE 128
+static _Thread_local char tl_valid_subject[VALID_CACHE];
+
+static ms_status validate_subject(const char *subject)
+{
+    ms_status s;
+    size_t len;
+
+    if (tl_valid_subject[0] != '\0' && strcmp(subject, tl_valid_subject) == 0)
+        return MS_OK;
+    if ((s = ms_subject_validate(subject)) != MS_OK)
+        return s;
+    if ((len = strlen(subject)) < VALID_CACHE)
+        memcpy(tl_valid_subject, subject, len + 1);
+    return MS_OK;
+}
+
 /* Checks shared by every publish; `what` names the call in errors. */
 static ms_status check_publish(ms_bus *bus, const char *subject, const char *reply,
                                const void *data, size_t len, const char *what)
@@ -230,7 +253,7 @@ static ms_status check_publish(ms_bus *bus, const char *subject, const char *rep
         return ms__err(MS_ERR_INVALID_ARG, "%s: data is NULL but len is %zu", what, len);
     if (atomic_load_explicit(&bus->closed, memory_order_relaxed))
         return ms__err(MS_ERR_CLOSED, "%s on '%s': the bus is closed", what, subject);
-    if ((s = ms_subject_validate(subject)) != MS_OK)
+    if ((s = validate_subject(subject)) != MS_OK)
         return ms__err_wrap(s, "%s", what);
     if (reply != NULL && (s = ms_subject_validate(reply)) != MS_OK)
         return ms__err_wrap(s, "%s: reply subject", what);
@@ -366,7 +389,9 @@ ms_status ms_bus_subscribe(ms_bus *bus, const char *pattern, const char *queue,
         *out = NULL;
     if (bus == NULL || pattern == NULL || handler == NULL)
         return ms__err(MS_ERR_INVALID_ARG, "subscribe: %s is NULL",
-                       bus == NULL ? "bus" : pattern == NULL ? "pattern" : "handler");
+                       bus == NULL       ? "bus"
+                       : pattern == NULL ? "pattern"
+                                         : "handler");
     if (atomic_load(&bus->closed) || atomic_load(&bus->draining))
         return ms__err(MS_ERR_CLOSED, "subscribe to '%s': the bus is %s", pattern,
                        atomic_load(&bus->closed) ? "closed" : "draining");
@@ -534,8 +559,8 @@ ms_status ms_bus_request_msg(ms_bus *bus, ms_message *msg, int timeout_ms, ms_me
     *reply = NULL;
     if (msg == NULL)
         return ms__err(MS_ERR_INVALID_ARG, "request: message is NULL");
-    s = check_publish(bus, ms_message_subject(msg), NULL, ms_message_data(msg),
-                      ms_message_len(msg), "request");
+    s = check_publish(bus, ms_message_subject(msg), NULL, ms_message_data(msg), ms_message_len(msg),
+                      "request");
     if (s != MS_OK)
         return s;
     if ((s = check_timeout(timeout_ms, "request")) != MS_OK)

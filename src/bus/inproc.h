@@ -200,12 +200,13 @@ ms_status ms__inproc_tracker_create(ms__inproc_tracker **out);
 /* n deliveries finished, or (n = 1) the owner drops its reference; frees
  * the tracker with the last reference. */
 void ms__inproc_tracker_done(ms__inproc_tracker *t, long n);
-/* Drop every message workers handed back to t (see the struct). */
+/* Drop every message workers handed back to t (see the struct) and the
+ * memory that held them. */
 void ms__inproc_tracker_reclaim(ms__inproc_tracker *t);
-/* One message handed back to t that nobody else holds, for the publisher to
- * reuse (its reference passes to the caller), or NULL; shared ones it meets
- * on the way are dropped. */
-ms_message *ms__inproc_tracker_take(ms__inproc_tracker *t);
+/* Up to max messages handed back to t that nobody else holds, for the
+ * publisher to reuse (their references pass to the caller); shared ones it
+ * meets on the way are dropped. Returns how many went into out. */
+size_t ms__inproc_tracker_take(ms__inproc_tracker *t, ms_message **out, size_t max);
 /* Wait until no delivery counted on t is left, at most until deadline; the
  * caller owns t's owner reference. MS_OK or MS_ERR_TIMEOUT (no detail set). */
 ms_status ms__inproc_tracker_wait(ms__inproc_tracker *t, const struct timespec *deadline);

@@ -240,8 +240,6 @@ void ms__inproc_tracker_reclaim(ms__inproc_tracker *t)
     ms_message **ret;
     size_t n;
 
-    if (atomic_load_explicit(&t->nret, memory_order_relaxed) == 0)
-        return;
     pthread_mutex_lock(&t->ret_mu);
     ret = t->ret;
     n = atomic_load_explicit(&t->nret, memory_order_relaxed);
@@ -254,22 +252,22 @@ void ms__inproc_tracker_reclaim(ms__inproc_tracker *t)
     ms__free(ret);
 }
 
-ms_message *ms__inproc_tracker_take(ms__inproc_tracker *t)
+size_t ms__inproc_tracker_take(ms__inproc_tracker *t, ms_message **out, size_t max)
 {
-    ms_message *drop[TAKE_TRIES + TRIM_STEP], *m = NULL;
-    size_t ndrop = 0, left;
+    ms_message *drop[TAKE_TRIES + TRIM_STEP];
+    size_t ndrop = 0, got = 0, left;
 
     if (atomic_load_explicit(&t->nret, memory_order_relaxed) == 0)
-        return NULL;
+        return 0;
     /* A message another subscription or a handler still holds cannot be
      * reused: its reference is dropped instead (after the lock), as are a
      * few more when the stash holds more than the publishers need. */
     pthread_mutex_lock(&t->ret_mu);
     left = atomic_load_explicit(&t->nret, memory_order_relaxed);
-    while (left > 0 && m == NULL && ndrop < TAKE_TRIES) {
+    while (left > 0 && got < max && ndrop < TAKE_TRIES) {
         ms_message *c = t->ret[--left];
         if (ms__message_exclusive(c))
-            m = c;
+            out[got++] = c;
         else
             drop[ndrop++] = c;
     }
@@ -279,7 +277,7 @@ ms_message *ms__inproc_tracker_take(ms__inproc_tracker *t)
     pthread_mutex_unlock(&t->ret_mu);
     for (size_t i = 0; i < ndrop; i++)
         ms_message_unref(drop[i]);
-    return m;
+    return got;
 }
 
 /* Hand n finished messages back to their publisher's tracker; large ones,

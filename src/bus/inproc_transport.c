@@ -334,6 +334,55 @@ cleanup:
     return s;
 }
 
+/*
+ * Blocks of finished messages this thread took back from a bus's tracker to
+ * build its next messages in (ms__message_reuse), a batch at a time so that
+ * a publish pays for the tracker's lock once per BLOCK_BATCH messages. A
+ * block is plain memory: any bus's message may use it. Each thread has its
+ * own; what a thread still holds is freed when it exits (blocks_key's
+ * destructor), and a thread that cannot register that takes none.
+ */
+#define BLOCK_BATCH 32
+typedef struct block_cache {
+    size_t n;
+    ms_message *m[BLOCK_BATCH];
+} block_cache;
+static _Thread_local block_cache tl_blocks;
+static pthread_key_t blocks_key;
+static pthread_once_t blocks_once = PTHREAD_ONCE_INIT;
+static bool blocks_key_ok;
+
+static void blocks_free(void *arg)
+{
+    block_cache *c = arg;
+
+    while (c->n > 0)
+        ms_message_unref(c->m[--c->n]);
+}
+
+static void blocks_init(void)
+{
+    blocks_key_ok = pthread_key_create(&blocks_key, blocks_free) == 0;
+}
+
+/* A reusable block for this thread's next message, or NULL. */
+static ms_message *block_take(ms__inproc_tracker *t)
+{
+    block_cache *c = &tl_blocks;
+
+    if (c->n == 0) {
+        if (atomic_load_explicit(&t->nret, memory_order_relaxed) == 0)
+            return NULL;
+        (void)pthread_once(&blocks_once, blocks_init);
+        if (!blocks_key_ok ||
+            (pthread_getspecific(blocks_key) == NULL && pthread_setspecific(blocks_key, c) != 0))
+            return NULL;
+        if ((c->n = ms__inproc_tracker_take(t, c->m, BLOCK_BATCH)) == 0)
+            return NULL;
+    }
+    return c->m[--c->n];
+}
+
 /* The message a publish sends: msg itself (frozen, one more reference) or a
  * new one made of subject/reply/data, in the block of one of the bus's
  * finished messages when one is free. *out is owned by the caller. */
@@ -349,7 +398,7 @@ static ms_status make_message(inproc_bus *ib, const char *subject, const char *r
         return MS_OK;
     }
     /* bus.c validated subject and reply already. */
-    m = ms__inproc_tracker_take(ib->tracker);
+    m = block_take(ib->tracker);
     if (m != NULL && !ms__message_reuse(m, subject, data, len)) {
         ms_message_unref(m);
         m = NULL;
